@@ -1,0 +1,79 @@
+# petrel — GNU make. Objects go to $(BUILD); `make SAN=1` builds with
+# ASan+UBSan into build/asan.
+SAN     ?=
+ifeq ($(SAN),1)
+BUILD   ?= build/asan
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD   ?= build
+SANFLAGS =
+endif
+
+CC      ?= cc
+PKGS     = libevent libevent_pthreads
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wimplicit-fallthrough -Wvla -Wpointer-arith -Wno-format-nonliteral -Wno-format-truncation
+CFLAGS  ?= -O2 -g
+ALLCFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Isrc \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lpthread
+
+LIB_SRCS  = $(wildcard src/base/*.c src/event/*.c src/config/*.c src/smtp/*.c src/queue/*.c \
+                       src/delivery/*.c src/inbound/*.c)
+LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS = $(wildcard fuzz/fuzz_*.c)
+
+.PHONY: all deps run test unit integration check-format format fuzz clean
+all: $(BUILD)/petreld $(BUILD)/petrel $(UNIT_BINS)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libpetrel.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/petreld: $(BUILD)/src/cmd/petreld.o $(BUILD)/libpetrel.a
+	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/petrel: $(BUILD)/src/cmd/petrel.o $(BUILD)/libpetrel.a
+	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpetrel.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p var
+	$(BUILD)/petreld -c etc/petrel.conf
+
+# Every test: unit and integration, then the same again under ASan+UBSan,
+# then each fuzz target for a few seconds.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SAN=1 all
+	@scripts/run-tests.sh
+
+unit: all
+	@scripts/run-unit.sh $(BUILD)
+
+fuzz: deps
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+check-format:
+	@clang-format --dry-run -Werror $(shell git ls-files '*.c' '*.h')
+
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/src/cmd/petreld.d $(BUILD)/src/cmd/petrel.d

@@ -1,0 +1,112 @@
+/*
+ * The daemon's configuration: parsed and validated in full before anything
+ * uses it (validate first, then swap on SIGHUP). Sessions hold a reference
+ * to the config they started with, so a reload never changes a session's
+ * rules mid-transaction. The grammar is documented in docs/config.md.
+ */
+#ifndef PETREL_CONFIG_H
+#define PETREL_CONFIG_H
+
+#include "config/table.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum action_kind {
+    ACTION_MAILDIR, /* action "x" maildir "/var/mail/%{user}" users <t> aliases <t> */
+    ACTION_RELAY,   /* action "x" relay */
+};
+
+struct action {
+    char *name;
+    enum action_kind kind;
+    char *maildir;         /* path template: %{user} = mailbox name */
+    struct table *users;   /* borrowed from config->tables; NULL = every local part is a user */
+    struct table *aliases; /* borrowed; may be NULL */
+};
+
+enum match_from {
+    MATCH_FROM_ANY,   /* default, and `from any` */
+    MATCH_FROM_LOCAL, /* the local sendmail command, never a network peer */
+    MATCH_FROM_TABLE, /* `from src <table>` */
+    MATCH_FROM_NET,   /* `from src 192.0.2.0/24` */
+    MATCH_FROM_AUTH,  /* `from auth`: reserved for AUTH */
+};
+
+enum match_for {
+    MATCH_FOR_ANY,          /* `for any` */
+    MATCH_FOR_DOMAIN,       /* `for domain "example.org"` */
+    MATCH_FOR_DOMAIN_TABLE, /* `for domain <table>` */
+};
+
+struct match_rule {
+    enum match_from from;
+    struct table *from_table;  /* borrowed; MATCH_FROM_TABLE */
+    struct table_net from_net; /* MATCH_FROM_NET */
+    enum match_for for_;
+    char *domain;               /* lowercased; MATCH_FOR_DOMAIN */
+    struct table *domain_table; /* borrowed; MATCH_FOR_DOMAIN_TABLE */
+    struct action *action;      /* borrowed from config->actions */
+    int line;
+};
+
+struct config_listen {
+    char addr[64]; /* numeric IPv4 or IPv6 */
+    int port;
+};
+
+enum bare_newline_policy {
+    BARE_NEWLINE_NORMALIZE, /* bare CR / LF in DATA become CRLF inside the message */
+    BARE_NEWLINE_REJECT,    /* message refused with 554 5.6.0 */
+};
+
+struct config {
+    int refs;
+    char *path;
+    char hostname[256]; /* default: gethostname() */
+    char *spool;        /* default "/var/spool/petrel" */
+
+    struct config_listen *listens; /* at least one */
+    size_t nlistens;
+    struct table **tables;
+    size_t ntables;
+    struct action *actions;
+    size_t nactions;
+    struct match_rule *rules;
+    size_t nrules;
+
+    uint64_t message_size;     /* limit message-size, default 25M */
+    unsigned max_recipients;   /* limit recipients, default 1000 */
+    unsigned max_errors;       /* limit errors, default 10 per session */
+    unsigned max_connections;  /* limit connections, default 1000 */
+    unsigned max_received;     /* limit received-headers, default 100 */
+    size_t line_length;        /* limit line-length, default 8192, DATA text lines */
+    unsigned timeout_command;  /* timeout command, seconds, default 300 */
+    unsigned timeout_data;     /* timeout data, seconds, default 180 */
+    unsigned timeout_shutdown; /* timeout shutdown, seconds, default 30 */
+
+    bool vrfy;                             /* vrfy on|off, default off (252) */
+    bool expn;                             /* expn on|off, default off (502) */
+    bool terminal_delivery;                /* terminal-delivery on|off, default off */
+    enum bare_newline_policy bare_newline; /* bare-newline normalize|reject */
+    char recipient_delimiter;              /* recipient-delimiter "+", '\0' = off */
+};
+
+/*
+ * Parses and validates path. On success returns a config with refs = 1.
+ * On failure returns NULL and writes exactly one line "FILE:LINE: problem"
+ * (no trailing newline) into err.
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+/* Same, from a string (unit tests, fuzzing); name is used in messages. */
+struct config *config_parse_string(const char *name, const char *text, char *err, size_t errlen);
+struct config *config_ref(struct config *cf);
+void config_unref(struct config *cf);
+
+/* Human units: "25M" -> 26214400, "10k", "1G"; 0 or -1. */
+int config_parse_size(const char *s, uint64_t *out);
+/* "30s", "5m", "2h", "1d", bare seconds; 0 or -1. */
+int config_parse_duration(const char *s, unsigned *out);
+
+#endif

@@ -1,0 +1,181 @@
+/* Maildir writer; see maildir.h. */
+#include "delivery/maildir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static bool
+mailbox_name_ok(const char *user)
+{
+    if (user[0] == '\0' || user[0] == '.')
+        return false;
+    for (const char *p = user; *p; p++)
+        if (*p == '/' || (unsigned char)*p < ' ' || *p == 0x7f)
+            return false;
+    return true;
+}
+
+int
+maildir_path(const char *tmpl, const char *user, char *out, size_t n, char *err, size_t errlen)
+{
+    const char *var = strstr(tmpl, "%{user}");
+    int len;
+
+    if (!mailbox_name_ok(user)) {
+        snprintf(err, errlen, "unsafe mailbox name \"%s\"", user);
+        return -1;
+    }
+    if (var == NULL)
+        len = snprintf(out, n, "%s", tmpl);
+    else
+        len = snprintf(out, n, "%.*s%s%s", (int)(var - tmpl), tmpl, user, var + 7);
+    if (len < 0 || (size_t)len >= n) {
+        snprintf(err, errlen, "mailbox path too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* mkdir -p for the Maildir and its three subdirectories. */
+static int
+maildir_make(const char *dir)
+{
+    char path[4096];
+    static const char *const subs[] = {"tmp", "new", "cur"};
+
+    snprintf(path, sizeof(path), "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -errno;
+    }
+    return 0;
+}
+
+/* time.MusecPpidQn.host, with '/' and ':' in host escaped as the spec says. */
+static void
+maildir_unique(char *out, size_t n)
+{
+    static atomic_uint deliveries;
+    char host[256] = "localhost", safe[512];
+    struct timeval tv;
+    size_t j = 0;
+
+    gettimeofday(&tv, NULL);
+    gethostname(host, sizeof(host) - 1);
+    for (size_t i = 0; host[i] && j + 5 < sizeof(safe); i++) {
+        if (host[i] == '/' || host[i] == ':')
+            j += (size_t)snprintf(safe + j, sizeof(safe) - j, "\\%03o", (unsigned char)host[i]);
+        else
+            safe[j++] = host[i];
+    }
+    safe[j] = '\0';
+    snprintf(out, n, "%lld.M%ldP%ldQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
+             (long)getpid(), atomic_fetch_add(&deliveries, 1), safe);
+}
+
+static int
+write_full(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes msg with each CRLF turned into LF (Maildir files use LF). */
+static int
+write_lf(int fd, const char *msg, size_t len)
+{
+    char out[65536];
+    size_t o = 0;
+    int r;
+
+    for (size_t i = 0; i < len; i++) {
+        if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')
+            continue;
+        out[o++] = msg[i];
+        if (o == sizeof(out)) {
+            if ((r = write_full(fd, out, o)) < 0)
+                return r;
+            o = 0;
+        }
+    }
+    return write_full(fd, out, o);
+}
+
+static int
+sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    return r;
+}
+
+int
+maildir_deliver(const char *dir, const char *head, const char *msg, size_t len, char *err,
+                size_t errlen)
+{
+    char name[700], tmp[4096 + 700], dst[4096 + 700], newdir[4096 + 8];
+    int fd, r;
+
+    if ((r = maildir_make(dir)) < 0) {
+        snprintf(err, errlen, "cannot create Maildir %s: %s", dir, strerror(-r));
+        return r;
+    }
+    maildir_unique(name, sizeof(name));
+    snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, name);
+    snprintf(dst, sizeof(dst), "%s/new/%s", dir, name);
+    snprintf(newdir, sizeof(newdir), "%s/new", dir);
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return r;
+    }
+    r = write_full(fd, head, strlen(head));
+    if (r == 0)
+        r = write_lf(fd, msg, len);
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, dst) < 0)
+        r = -errno;
+    if (r < 0) {
+        unlink(tmp); /* nothing is left in tmp/ */
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
+        return r;
+    }
+    if ((r = sync_dir(newdir)) < 0)
+        snprintf(err, errlen, "cannot sync %s: %s", newdir, strerror(-r));
+    return r;
+}

@@ -1,0 +1,30 @@
+/*
+ * The queue manager: delivers each committed message's local recipients on
+ * worker threads, journals every outcome, removes the message once all its
+ * recipients are final, and retries temporary failures with back-off.
+ * Relay recipients wait in the spool for the outbound delivery agent.
+ */
+#ifndef PETREL_QMGR_H
+#define PETREL_QMGR_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+#include "event/workpool.h"
+#include "queue/spool.h"
+
+struct event_base;
+struct qmgr;
+
+/* current() returns a new reference to the config in force. */
+struct qmgr *qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp,
+                      struct config *(*current)(void *arg), void *arg);
+void qmgr_free(struct qmgr *q);
+/* A message was committed: deliver what can be delivered now. */
+void qmgr_submit(struct qmgr *q, const char *id);
+/* Start-up: every message in the spool gets a delivery attempt. */
+size_t qmgr_recover(struct qmgr *q);
+/* Shutdown: start nothing new; jobs already running finish. */
+void qmgr_stop(struct qmgr *q);
+
+#endif

@@ -1,0 +1,317 @@
+/*
+ * Daemon life cycle: start, listeners, SIGHUP reload (validate the new
+ * config fully, then swap; sessions keep the config they started with),
+ * SIGTERM drain (stop accepting, let transactions finish within
+ * `timeout shutdown`, wait for in-flight commits), exit 0.
+ */
+#include "inbound/daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "inbound/session.h"
+
+#define DELIVERY_THREADS 8
+
+struct listener {
+    struct config_listen addr;
+    struct evconnlistener *ev;
+    struct daemon *d;
+    struct listener *next;
+};
+
+struct config *
+daemon_config(void *daemon)
+{
+    struct daemon *d = daemon;
+
+    return config_ref(d->cf);
+}
+
+static void
+refuse(int fd, const struct config *cf)
+{
+    char msg[400];
+    int n = snprintf(msg, sizeof(msg), "421 4.7.0 %s too many connections, try again later\r\n",
+                     cf->hostname);
+
+    if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        /* the client will see the close */
+    }
+    close(fd);
+}
+
+static void
+on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+          void *arg)
+{
+    struct listener *l = arg;
+    struct daemon *d = l->d;
+
+    (void)ev;
+    if (d->stopping) {
+        close(fd);
+        return;
+    }
+    if (d->nsessions >= d->cf->max_connections) {
+        log_warn("connection limit %u reached: refusing a client", d->cf->max_connections);
+        refuse(fd, d->cf);
+        return;
+    }
+    evutil_make_socket_nonblocking(fd);
+    session_new(d, fd, sa, (socklen_t)salen);
+}
+
+static int
+sockaddr_of(const struct config_listen *a, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, a->addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)a->port);
+        *len = sizeof(*v4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, a->addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)a->port);
+        *len = sizeof(*v6);
+        return 0;
+    }
+    return -1;
+}
+
+static struct listener *
+listener_open(struct daemon *d, const struct config_listen *a)
+{
+    struct listener *l = xcalloc(1, sizeof(*l));
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    l->addr = *a;
+    l->d = d;
+    if (sockaddr_of(a, &ss, &len) == 0)
+        l->ev = evconnlistener_new_bind(d->base, on_accept, l,
+                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                            LEV_OPT_CLOSE_ON_EXEC,
+                                        1024, (struct sockaddr *)&ss, (int)len);
+    if (l->ev == NULL) {
+        log_warn("cannot listen on %s port %d: %s", a->addr, a->port, strerror(errno));
+        free(l);
+        return NULL;
+    }
+    log_info("listening on %s port %d", a->addr, a->port);
+    return l;
+}
+
+static bool
+listen_same(const struct config_listen *a, const struct config_listen *b)
+{
+    return a->port == b->port && strcmp(a->addr, b->addr) == 0;
+}
+
+/* Keeps listeners the config still names, opens new ones, closes the rest.
+ * Returns how many configured addresses could not be opened. */
+static int
+listeners_sync(struct daemon *d, const struct config *cf)
+{
+    struct listener *keep = NULL, *l, *next;
+    int failed = 0;
+
+    for (l = d->listeners; l; l = next) {
+        bool wanted = false;
+
+        next = l->next;
+        for (size_t i = 0; i < cf->nlistens && !wanted; i++)
+            wanted = listen_same(&l->addr, &cf->listens[i]);
+        if (!wanted) {
+            evconnlistener_free(l->ev);
+            free(l);
+            continue;
+        }
+        l->next = keep;
+        keep = l;
+    }
+    d->listeners = keep;
+    for (size_t i = 0; i < cf->nlistens; i++) {
+        bool have = false;
+
+        for (l = d->listeners; l && !have; l = l->next)
+            have = listen_same(&l->addr, &cf->listens[i]);
+        if (have)
+            continue;
+        if ((l = listener_open(d, &cf->listens[i])) == NULL) {
+            failed++;
+            continue;
+        }
+        l->next = d->listeners;
+        d->listeners = l;
+    }
+    return failed;
+}
+
+static void
+listeners_close(struct daemon *d)
+{
+    struct listener *l, *next;
+
+    for (l = d->listeners; l; l = next) {
+        next = l->next;
+        evconnlistener_free(l->ev);
+        free(l);
+    }
+    d->listeners = NULL;
+}
+
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+    struct config *cf;
+    char err[1024];
+
+    (void)sig;
+    (void)what;
+    cf = config_load(d->config_path, err, sizeof(err));
+    if (cf == NULL) {
+        log_warn("reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    if (strcmp(cf->spool, d->cf->spool) != 0)
+        log_warn("reload: a new spool directory takes effect only after a restart");
+    listeners_sync(d, cf);
+    config_unref(d->cf);
+    d->cf = cf;
+    log_info("configuration reloaded from %s", d->config_path);
+}
+
+void
+daemon_session_gone(struct daemon *d, struct session *s)
+{
+    (void)s;
+    if (d->stopping && d->nsessions == 0)
+        event_base_loopexit(d->base, NULL);
+}
+
+static void
+on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    struct session *s, *next;
+
+    (void)fd;
+    (void)what;
+    log_info("shutdown: grace period over, closing %u sessions", d->nsessions);
+    for (s = d->sessions; s; s = next) {
+        next = session_next(s);
+        session_abort(s);
+    }
+}
+
+static void
+on_term(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+    struct session *s, *next;
+    struct timeval tv = {d->cf->timeout_shutdown, 0};
+
+    (void)what;
+    if (d->stopping)
+        return;
+    log_info("signal %d: stopping; %u sessions to finish", (int)sig, d->nsessions);
+    d->stopping = true;
+    listeners_close(d);
+    qmgr_stop(d->qmgr);
+    for (s = d->sessions; s; s = next) {
+        next = session_next(s);
+        session_drain(s);
+    }
+    if (d->nsessions == 0) {
+        event_base_loopexit(d->base, NULL);
+        return;
+    }
+    d->shutdown_timer = evtimer_new(d->base, on_shutdown_timeout, d);
+    evtimer_add(d->shutdown_timer, &tv);
+}
+
+static int
+daemon_open(struct daemon *d)
+{
+    char err[1024];
+
+    d->base = event_base_new();
+    if (d->base == NULL)
+        fatalx("cannot create the event loop");
+    d->pool = workpool_new(d->base, DELIVERY_THREADS);
+    d->spool = spool_open(d->cf->spool, d->pool, err, sizeof(err));
+    if (d->spool == NULL) {
+        log_warn("%s", err);
+        return 1;
+    }
+    d->qmgr = qmgr_new(d->base, d->pool, d->spool, daemon_config, d);
+    if (listeners_sync(d, d->cf) > 0)
+        return 1;
+    d->sig_term = evsignal_new(d->base, SIGTERM, on_term, d);
+    d->sig_int = evsignal_new(d->base, SIGINT, on_term, d);
+    d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
+    event_add(d->sig_term, NULL);
+    event_add(d->sig_int, NULL);
+    event_add(d->sig_hup, NULL);
+    return 0;
+}
+
+int
+daemon_start(struct daemon *d, const char *config_path)
+{
+    char err[1024];
+
+    memset(d, 0, sizeof(*d));
+    d->config_path = xstrdup(config_path);
+    d->cf = config_load(config_path, err, sizeof(err));
+    if (d->cf == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    return daemon_open(d);
+}
+
+int
+daemon_run(struct daemon *d)
+{
+    size_t n = qmgr_recover(d->qmgr);
+
+    log_info("started: hostname %s, spool %s, %zu queued messages", d->cf->hostname,
+             d->cf->spool, n);
+    event_base_dispatch(d->base);
+    /* Sessions are gone; commits in flight have completed. Wait for
+     * deliveries already running, then release everything. */
+    listeners_close(d);
+    qmgr_stop(d->qmgr);
+    spool_close(d->spool);
+    workpool_free(d->pool);
+    qmgr_free(d->qmgr);
+    if (d->shutdown_timer)
+        event_free(d->shutdown_timer);
+    event_free(d->sig_term);
+    event_free(d->sig_int);
+    event_free(d->sig_hup);
+    config_unref(d->cf);
+    event_base_free(d->base);
+    free(d->config_path);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * The running daemon: event loop, config in force, spool, queue manager,
+ * listeners and sessions. One per process; passed explicitly, never global.
+ */
+#ifndef PETREL_DAEMON_H
+#define PETREL_DAEMON_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "delivery/qmgr.h"
+#include "event/workpool.h"
+#include "queue/spool.h"
+
+struct event_base;
+struct session;
+struct listener;
+
+struct daemon {
+    struct event_base *base;
+    char *config_path;
+    struct config *cf; /* in force; sessions hold their own reference */
+    struct workpool *pool;
+    struct spool *spool;
+    struct qmgr *qmgr;
+    struct listener *listeners;
+    struct session *sessions;
+    unsigned nsessions;
+    unsigned long next_session_id;
+    bool stopping;
+    struct event *sig_term, *sig_int, *sig_hup, *shutdown_timer;
+};
+
+/* Loads the config, opens the spool and listeners. On a config error
+ * prints "FILE:LINE: problem" and returns 2; other start-up errors 1. */
+int daemon_start(struct daemon *d, const char *config_path);
+/* Runs until SIGTERM/SIGINT and the drain that follows; returns exit code. */
+int daemon_run(struct daemon *d);
+
+/* A new reference to the config in force. */
+struct config *daemon_config(void *daemon);
+/* Session bookkeeping, used by session.c. */
+void daemon_session_gone(struct daemon *d, struct session *s);
+
+#endif

@@ -1,0 +1,469 @@
+/* SMTP session glue; see session.h. */
+#include "inbound/session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "config/router.h"
+#include "inbound/daemon.h"
+#include "queue/envelope.h"
+#include "smtp/smtp_server.h"
+
+/* Input kept while a commit is in flight or a line is incomplete. */
+#define SESSION_INPUT_MAX (256 * 1024)
+/* Replies the client has not read yet; past this, stop reading its input. */
+#define SESSION_OUTPUT_MAX (64 * 1024)
+
+struct session {
+    struct daemon *d;
+    struct config *cf;
+    unsigned long id;
+    struct bufferevent *bev;
+    struct sockaddr_storage peer;
+    char ip[INET6_ADDRSTRLEN];
+    struct smtp_server_settings set;
+    struct smtp_server *smtp;
+    struct envelope *env; /* the transaction, NULL outside one */
+    unsigned rcpt_orig;   /* RCPT commands accepted in it */
+    char first_rcpt[SMTP_PATH_MAX + 1];
+    struct spool_commit commit;
+    struct buf meta, trace;
+    bool committing, gone, closing, draining;
+    struct session *prev, *next;
+};
+
+static void session_process(struct session *s);
+
+static void
+session_free(struct session *s)
+{
+    struct daemon *d = s->d;
+
+    log_info("s=%lu disconnect from [%s]", s->id, s->ip);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        d->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    d->nsessions--;
+    bufferevent_free(s->bev);
+    smtp_server_free(s->smtp);
+    envelope_free(s->env);
+    buf_free(&s->meta);
+    buf_free(&s->trace);
+    config_unref(s->cf);
+    free(s);
+    daemon_session_gone(d, NULL);
+}
+
+/* The client is gone, or we are done with it. */
+static void
+session_end(struct session *s)
+{
+    if (s->committing) {
+        s->gone = true; /* freed when the commit completes */
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    session_free(s);
+}
+
+static void
+session_flush(struct session *s)
+{
+    struct buf *out = smtp_server_output(s->smtp);
+
+    if (out->len == 0)
+        return;
+    bufferevent_write(s->bev, out->data, out->len);
+    buf_reset(out);
+}
+
+/* ---- hooks called by the protocol machine ---- */
+
+static struct route_client
+session_client(const struct session *s)
+{
+    return (struct route_client){.addr = (const struct sockaddr *)&s->peer};
+}
+
+static int
+hook_mail(void *ctx, enum smtp_mode mode, const struct smtp_path *from,
+          const struct smtp_mail_params *p, struct smtp_reply *r)
+{
+    struct session *s = ctx;
+    char sender[SMTP_PATH_MAX + 1];
+
+    if (smtp_path_format(from, sender, sizeof(sender)) < 0)
+        return smtp_reply_set(r, 501, "5.1.7", "sender address too long");
+    envelope_free(s->env);
+    s->env = envelope_new();
+    free(s->env->sender);
+    s->env->sender = xstrdup(sender);
+    s->env->body = p->body;
+    s->env->smtputf8 = p->smtputf8;
+    s->env->ret = p->ret;
+    free(s->env->envid);
+    s->env->envid = xstrdup(p->envid);
+    s->env->mode = mode;
+    free(s->env->client);
+    s->env->client = xstrdup(s->ip);
+    free(s->env->helo);
+    s->env->helo = xstrdup(smtp_server_helo(s->smtp));
+    s->rcpt_orig = 0;
+    return 0;
+}
+
+static void
+add_targets(struct session *s, const struct route_result *res, const char *orig,
+            const struct smtp_rcpt_params *p)
+{
+    for (size_t i = 0; i < res->ntargets; i++) {
+        const struct route_target *t = &res->targets[i];
+        enum rcpt_kind kind = t->kind == ROUTE_MAILDIR ? RCPT_MAILDIR : RCPT_RELAY;
+        const char *action = t->action ? t->action->name : "";
+
+        /* An alias and one of its members in one message: one copy. */
+        if (envelope_has_rcpt(s->env, kind, action, t->address))
+            continue;
+        envelope_add_rcpt(s->env, kind, action, t->user, t->address, orig, p->notify, p->orcpt);
+    }
+}
+
+static int
+hook_rcpt(void *ctx, const struct smtp_path *to, const struct smtp_rcpt_params *p,
+          struct smtp_reply *r)
+{
+    struct session *s = ctx;
+    struct route_client cl = session_client(s);
+    struct route_result res = {0};
+    char orig[SMTP_PATH_MAX + 1];
+
+    if (smtp_path_format(to, orig, sizeof(orig)) < 0)
+        return smtp_reply_set(r, 501, "5.1.3", "recipient address too long");
+    if (router_rcpt(s->cf, &cl, to, &res, r) < 0) {
+        log_info("s=%lu reject: RCPT from [%s]: %d %s %s; from=<%s> to=<%s>", s->id, s->ip,
+                 r->code, r->status, r->text, s->env->sender, orig);
+        return -1;
+    }
+    add_targets(s, &res, orig, p);
+    route_result_free(&res);
+    if (s->rcpt_orig++ == 0)
+        snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", orig);
+    return 0;
+}
+
+static void
+hook_reset(void *ctx)
+{
+    struct session *s = ctx;
+
+    envelope_free(s->env);
+    s->env = NULL;
+}
+
+static int
+hook_vrfy(void *ctx, struct str arg, char *out, size_t n, struct smtp_reply *r)
+{
+    struct session *s = ctx;
+
+    return router_vrfy(s->cf, arg, out, n, r);
+}
+
+static int
+hook_expn(void *ctx, struct str arg, struct buf *lines, struct smtp_reply *r)
+{
+    struct session *s = ctx;
+    struct route_result res = {0};
+
+    if (router_expn(s->cf, arg, &res, r) < 0)
+        return -1;
+    for (size_t i = 0; i < res.ntargets; i++)
+        if (buf_printf(lines, "%s%s", i ? "\n" : "", res.targets[i].address) < 0)
+            break;
+    route_result_free(&res);
+    return 0;
+}
+
+static const struct smtp_server_hooks session_hooks = {
+    .mail = hook_mail,
+    .rcpt = hook_rcpt,
+    .reset = hook_reset,
+    .vrfy = hook_vrfy,
+    .expn = hook_expn,
+};
+
+/* ---- the commit ---- */
+
+/* RFC 3848 protocol names for the Received "with" clause. */
+static const char *
+trace_protocol(const struct session *s)
+{
+    if (!smtp_server_esmtp(s->smtp))
+        return "SMTP";
+    return s->env->smtputf8 ? "UTF8SMTP" : "ESMTP";
+}
+
+/* RFC 5321 4.4 trace header, prepended to the message. */
+static int
+session_trace(struct session *s)
+{
+    char date[64];
+    struct tm tm;
+    time_t now = time(NULL);
+
+    localtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+    buf_reset(&s->trace);
+    if (buf_printf(&s->trace, "Received: from %s ([%s])\r\n\tby %s (petrel) with %s id %s",
+                   smtp_server_helo(s->smtp), s->ip, s->cf->hostname, trace_protocol(s),
+                   s->env->id) < 0)
+        return -1;
+    if (s->rcpt_orig == 1 && buf_printf(&s->trace, "\r\n\tfor <%s>", s->first_rcpt) < 0)
+        return -1;
+    return buf_printf(&s->trace, "; %s\r\n", date);
+}
+
+static void
+session_commit_done(struct work *w)
+{
+    struct session *s = (struct session *)((char *)w - offsetof(struct session, commit));
+    const struct buf *msg = smtp_server_message(s->smtp);
+    struct smtp_reply r = {0};
+    char id[QUEUE_ID_LEN + 1];
+
+    s->committing = false;
+    snprintf(id, sizeof(id), "%s", s->env->id);
+    if (s->commit.error == 0) {
+        log_info("%s: s=%lu client=[%s], from=<%s>, size=%zu, nrcpt=%zu", id, s->id, s->ip,
+                 s->env->sender, msg->len + s->trace.len, s->env->nrcpts);
+        qmgr_submit(s->d->qmgr, id);
+    } else {
+        log_warn("%s: s=%lu spool commit failed: %s", id, s->id, strerror(s->commit.error));
+        if (s->commit.error == ENOSPC || s->commit.error == EDQUOT)
+            smtp_reply_set(&r, 452, "4.3.1", "insufficient system storage");
+        else
+            smtp_reply_set(&r, 451, "4.3.0", "local error: message not stored");
+    }
+    smtp_server_commit_done(s->smtp, r.code ? &r : NULL, id);
+    if (s->gone) {
+        session_free(s);
+        return;
+    }
+    session_process(s);
+}
+
+static void
+session_commit(struct session *s)
+{
+    const struct buf *msg = smtp_server_message(s->smtp);
+    struct smtp_reply r;
+
+    queue_id_new(s->env->id);
+    s->env->arrival = time(NULL);
+    buf_reset(&s->meta);
+    if (session_trace(s) < 0 || envelope_write(s->env, &s->meta) < 0) {
+        smtp_reply_set(&r, 451, "4.3.0", "local error: envelope too large");
+        smtp_server_commit_done(s->smtp, &r, "");
+        return;
+    }
+    s->commit = (struct spool_commit){
+        .work.done = session_commit_done,
+        .id = s->env->id,
+        .parts = {buf_str(&s->meta), buf_str(&s->trace), buf_str(msg)},
+    };
+    s->committing = true;
+    spool_commit(s->d->spool, &s->commit);
+}
+
+/* ---- I/O ---- */
+
+static void
+session_timeouts(struct session *s)
+{
+    enum smtp_state st = smtp_server_state(s->smtp);
+    struct timeval rd = {st == SMTP_STATE_DATA || st == SMTP_STATE_BDAT ? s->cf->timeout_data
+                                                                        : s->cf->timeout_command,
+                         0};
+    struct timeval wr = {s->cf->timeout_command, 0};
+
+    bufferevent_set_timeouts(s->bev, &rd, &wr);
+}
+
+static void
+session_close_after_flush(struct session *s)
+{
+    s->closing = true;
+    bufferevent_disable(s->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+        session_end(s);
+}
+
+static void
+session_process(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t len = evbuffer_get_length(in), used = 0;
+    enum smtp_state st;
+
+    if (len && !s->committing) {
+        const char *data = (const char *)evbuffer_pullup(in, -1);
+
+        used = smtp_server_feed(s->smtp, data, len);
+        evbuffer_drain(in, used);
+    }
+    st = smtp_server_state(s->smtp);
+    if (s->draining && (st == SMTP_STATE_INIT || st == SMTP_STATE_READY))
+        smtp_server_close(s->smtp, "4.3.2", "shutting down");
+    session_flush(s);
+    st = smtp_server_state(s->smtp);
+    if (st == SMTP_STATE_CLOSED) {
+        session_close_after_flush(s);
+        return;
+    }
+    if (st == SMTP_STATE_COMMIT && !s->committing)
+        session_commit(s);
+    /* A client that does not read its replies is not read either. */
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SESSION_OUTPUT_MAX)
+        bufferevent_disable(s->bev, EV_READ);
+    session_timeouts(s);
+}
+
+static void
+session_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    session_process(arg);
+}
+
+static void
+session_write(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    (void)bev;
+    if (s->closing) {
+        session_end(s);
+        return;
+    }
+    if (!s->committing)
+        bufferevent_enable(s->bev, EV_READ);
+}
+
+static void
+session_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)bev;
+    if ((what & BEV_EVENT_TIMEOUT) && !s->closing && !s->committing) {
+        log_info("s=%lu timeout from [%s]", s->id, s->ip);
+        smtp_server_close(s->smtp, "4.4.2", "timeout, closing connection");
+        session_flush(s);
+        session_close_after_flush(s);
+        /* give the 421 one write-timeout to leave, then drop */
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT && s->committing) {
+        bufferevent_enable(s->bev, EV_READ); /* re-arm; the commit ends it */
+        return;
+    }
+    session_end(s);
+}
+
+static void
+peer_ip(const struct sockaddr *sa, char *out, size_t n)
+{
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+
+    if (inet_ntop(sa->sa_family, a, out, (socklen_t)n) == NULL)
+        snprintf(out, n, "unknown");
+    if (sa->sa_family == AF_INET6 && strncmp(out, "::ffff:", 7) == 0 && strchr(out, '.'))
+        memmove(out, out + 7, strlen(out + 7) + 1); /* v4-mapped: show as v4 */
+}
+
+static void
+session_settings(struct session *s)
+{
+    const struct config *cf = s->cf;
+
+    s->set = (struct smtp_server_settings){
+        .hostname = cf->hostname,
+        .peer_ip = s->ip,
+        .message_size = cf->message_size,
+        .max_recipients = cf->max_recipients,
+        .max_errors = cf->max_errors,
+        .max_received = cf->max_received,
+        .line_length = cf->line_length,
+        .vrfy = cf->vrfy,
+        .expn = cf->expn,
+        .terminal_delivery = cf->terminal_delivery,
+        .reject_bare_newline = cf->bare_newline == BARE_NEWLINE_REJECT,
+    };
+}
+
+void
+session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+    struct session *s = xcalloc(1, sizeof(*s));
+
+    s->d = d;
+    s->cf = config_ref(d->cf);
+    s->id = ++d->next_session_id;
+    memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
+    peer_ip(sa, s->ip, sizeof(s->ip));
+    buf_init(&s->meta, 64u << 20);
+    buf_init(&s->trace, 4096);
+    session_settings(s);
+    s->smtp = smtp_server_new(&s->set, &session_hooks, s);
+    s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(s->bev, session_read, session_write, session_event, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
+    s->next = d->sessions;
+    if (d->sessions)
+        d->sessions->prev = s;
+    d->sessions = s;
+    d->nsessions++;
+    log_info("s=%lu connect from [%s]", s->id, s->ip);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    session_process(s);
+}
+
+void
+session_drain(struct session *s)
+{
+    s->draining = true;
+    if (!s->committing && !s->closing)
+        session_process(s);
+}
+
+void
+session_abort(struct session *s)
+{
+    if (s->closing || s->committing) {
+        s->draining = true;
+        return;
+    }
+    smtp_server_close(s->smtp, "4.3.2", "shutting down");
+    session_flush(s);
+    session_close_after_flush(s);
+}
+
+struct session *
+session_next(struct session *s)
+{
+    return s->next;
+}

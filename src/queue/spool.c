@@ -1,0 +1,415 @@
+/*
+ * Spool on a POSIX file system. Ordering, as in every careful MTA: write
+ * the file in tmp/, fdatasync it (data and size are durable), rename into
+ * queue/ (atomic: readers never see a partial file), fsync queue/ (the
+ * name is durable). A crash before the directory sync loses only messages
+ * that were never acknowledged; one after it loses nothing.
+ */
+#include "queue/spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "base/xmalloc.h"
+
+struct spool {
+    char *dir;
+    int queue_fd; /* open queue/ directory, for fsync */
+    struct workpool *pool;
+    pthread_t committer;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct spool_commit *waiting;
+    bool stopping;
+    struct spool_stats stats;
+};
+
+static void
+spool_path(const struct spool *sp, char *out, size_t n, const char *sub, const char *id,
+           const char *suffix)
+{
+    snprintf(out, n, "%s/%s/%s%s", sp->dir, sub, id, suffix);
+}
+
+static int
+write_all(int fd, struct str *parts, int nparts)
+{
+    struct iovec iov[3];
+    int n = 0;
+
+    for (int i = 0; i < nparts && i < 3; i++)
+        if (parts[i].len)
+            iov[n++] = (struct iovec){(void *)(uintptr_t)parts[i].ptr, parts[i].len};
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        while (n > 0 && (size_t)w >= iov[0].iov_len) {
+            w -= (ssize_t)iov[0].iov_len;
+            memmove(iov, iov + 1, (size_t)--n * sizeof(iov[0]));
+        }
+        if (n > 0) {
+            iov[0].iov_base = (char *)iov[0].iov_base + w;
+            iov[0].iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+/* Writes and syncs one message into tmp/. Returns 0 or an errno value. */
+static int
+commit_write(struct spool *sp, struct spool_commit *c)
+{
+    char tmp[4096];
+    int fd, r;
+
+    spool_path(sp, tmp, sizeof(tmp), "tmp", c->id, "");
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno;
+    r = write_all(fd, c->parts, 3);
+    if (r == 0 && fdatasync(fd) < 0)
+        r = -errno;
+    atomic_fetch_add(&sp->stats.file_syncs, 1);
+    close(fd);
+    if (r < 0)
+        unlink(tmp);
+    return -r;
+}
+
+static int
+commit_rename(struct spool *sp, struct spool_commit *c)
+{
+    char tmp[4096], dst[4096];
+
+    spool_path(sp, tmp, sizeof(tmp), "tmp", c->id, "");
+    spool_path(sp, dst, sizeof(dst), "queue", c->id, "");
+    if (rename(tmp, dst) == 0)
+        return 0;
+    unlink(tmp);
+    return errno;
+}
+
+static void
+commit_batch(struct spool *sp, struct spool_commit *list)
+{
+    struct spool_commit *c, *next;
+    int dir_err = 0;
+    bool renamed = false;
+
+    for (c = list; c; c = c->next)
+        if ((c->error = commit_write(sp, c)) == 0 && (c->error = commit_rename(sp, c)) == 0)
+            renamed = true;
+    if (renamed && fsync(sp->queue_fd) < 0)
+        dir_err = errno;
+    atomic_fetch_add(&sp->stats.dir_syncs, renamed);
+    atomic_fetch_add(&sp->stats.batches, 1);
+    for (c = list; c; c = next) {
+        next = c->next;
+        if (c->error == 0 && dir_err) {
+            char dst[4096];
+
+            /* Not durable: take it back so it is never delivered unacked. */
+            spool_path(sp, dst, sizeof(dst), "queue", c->id, "");
+            unlink(dst);
+            c->error = dir_err;
+        }
+        if (c->error == 0)
+            atomic_fetch_add(&sp->stats.commits, 1);
+        workpool_finish(sp->pool, &c->work);
+    }
+}
+
+static void *
+spool_committer(void *arg)
+{
+    struct spool *sp = arg;
+    struct spool_commit *list, *rev, *next;
+
+    for (;;) {
+        pthread_mutex_lock(&sp->lock);
+        while (sp->waiting == NULL && !sp->stopping)
+            pthread_cond_wait(&sp->wake, &sp->lock);
+        list = sp->waiting;
+        sp->waiting = NULL;
+        pthread_mutex_unlock(&sp->lock);
+        if (list == NULL)
+            return NULL;
+        for (rev = NULL; list; list = next) { /* oldest first */
+            next = list->next;
+            list->next = rev;
+            rev = list;
+        }
+        commit_batch(sp, rev);
+    }
+}
+
+void
+spool_commit(struct spool *sp, struct spool_commit *c)
+{
+    c->work.run = NULL; /* the committer thread runs it */
+    c->error = 0;
+    workpool_submit(sp->pool, &c->work);
+    pthread_mutex_lock(&sp->lock);
+    c->next = sp->waiting;
+    sp->waiting = c;
+    pthread_cond_signal(&sp->wake);
+    pthread_mutex_unlock(&sp->lock);
+}
+
+static int
+mkdir_sub(const char *dir, const char *sub, char *err, size_t errlen)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s%s%s", dir, *sub ? "/" : "", sub);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "spool: cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void
+spool_clean_tmp(struct spool *sp)
+{
+    char path[4096];
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/tmp", sp->dir);
+    if ((d = opendir(path)) == NULL)
+        return;
+    /* Files in tmp/ were never acknowledged: nobody is waiting for them. */
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            unlinkat(dirfd(d), de->d_name, 0);
+    closedir(d);
+}
+
+struct spool *
+spool_open(const char *dir, struct workpool *pool, char *err, size_t errlen)
+{
+    struct spool *sp;
+    char path[4096];
+
+    if (mkdir_sub(dir, "", err, errlen) < 0 || mkdir_sub(dir, "tmp", err, errlen) < 0 ||
+        mkdir_sub(dir, "queue", err, errlen) < 0 || mkdir_sub(dir, "corrupt", err, errlen) < 0)
+        return NULL;
+    sp = xcalloc(1, sizeof(*sp));
+    sp->dir = xstrdup(dir);
+    sp->pool = pool;
+    snprintf(path, sizeof(path), "%s/queue", dir);
+    sp->queue_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sp->queue_fd < 0) {
+        snprintf(err, errlen, "spool: cannot open %s: %s", path, strerror(errno));
+        free(sp->dir);
+        free(sp);
+        return NULL;
+    }
+    spool_clean_tmp(sp);
+    pthread_mutex_init(&sp->lock, NULL);
+    pthread_cond_init(&sp->wake, NULL);
+    if (pthread_create(&sp->committer, NULL, spool_committer, sp) != 0)
+        abort();
+    return sp;
+}
+
+void
+spool_close(struct spool *sp)
+{
+    if (sp == NULL)
+        return;
+    pthread_mutex_lock(&sp->lock);
+    sp->stopping = true;
+    pthread_cond_signal(&sp->wake);
+    pthread_mutex_unlock(&sp->lock);
+    pthread_join(sp->committer, NULL);
+    close(sp->queue_fd);
+    pthread_cond_destroy(&sp->wake);
+    pthread_mutex_destroy(&sp->lock);
+    free(sp->dir);
+    free(sp);
+}
+
+int
+spool_journal(struct spool *sp, const char *id, const char *lines, size_t n)
+{
+    char path[4096];
+    struct str part = str_make(lines, n);
+    int fd, r;
+
+    spool_path(sp, path, sizeof(path), "queue", id, ".state");
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    r = write_all(fd, &part, 1);
+    if (r == 0 && fdatasync(fd) < 0)
+        r = -errno;
+    atomic_fetch_add(&sp->stats.file_syncs, 1);
+    close(fd);
+    return r;
+}
+
+int
+spool_remove(struct spool *sp, const char *id)
+{
+    char path[4096];
+    int r = 0;
+
+    /* The message first: a journal without its message is just removed
+     * at the next scan; the other way round would redeliver. */
+    spool_path(sp, path, sizeof(path), "queue", id, "");
+    if (unlink(path) < 0 && errno != ENOENT)
+        r = -errno;
+    spool_path(sp, path, sizeof(path), "queue", id, ".state");
+    unlink(path);
+    return r;
+}
+
+static int
+read_file(const char *path, char **out, size_t *len, size_t limit)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t r;
+
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || (size_t)st.st_size > limit) {
+        close(fd);
+        return -EFBIG;
+    }
+    *out = xmalloc((size_t)st.st_size + 1);
+    r = read(fd, *out, (size_t)st.st_size);
+    close(fd);
+    if (r < 0) {
+        free(*out);
+        return -EIO;
+    }
+    *len = (size_t)r;
+    return 0;
+}
+
+int
+spool_map(struct spool *sp, const char *id, const char **map, size_t *maplen)
+{
+    char path[4096];
+    struct stat st;
+    void *m;
+    int fd;
+
+    spool_path(sp, path, sizeof(path), "queue", id, "");
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || st.st_size == 0) {
+        close(fd);
+        return -EINVAL;
+    }
+    m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return -errno;
+    *map = m;
+    *maplen = (size_t)st.st_size;
+    return 0;
+}
+
+void
+spool_unmap(const char *map, size_t maplen)
+{
+    munmap((void *)(uintptr_t)map, maplen);
+}
+
+struct envelope *
+spool_load(struct spool *sp, const char *id)
+{
+    char path[4096];
+    const char *map;
+    size_t maplen, jlen = 0;
+    char *journal = NULL;
+    struct envelope *e;
+
+    if (spool_map(sp, id, &map, &maplen) < 0)
+        return NULL;
+    e = envelope_parse(map, maplen);
+    spool_unmap(map, maplen);
+    if (e == NULL || strcmp(e->id, id) != 0) {
+        envelope_free(e);
+        return NULL;
+    }
+    spool_path(sp, path, sizeof(path), "queue", id, ".state");
+    if (read_file(path, &journal, &jlen, 64u << 20) == 0) {
+        envelope_apply_state(e, journal, jlen);
+        free(journal);
+    }
+    return e;
+}
+
+static int
+id_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t
+spool_scan(struct spool *sp, void (*cb)(void *arg, const char *id), void *arg)
+{
+    char path[4096], **ids = NULL;
+    size_t n = 0;
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/queue", sp->dir);
+    if ((d = opendir(path)) == NULL)
+        return 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!queue_id_valid(de->d_name))
+            continue;
+        ids = xrealloc(ids, (n + 1) * sizeof(*ids));
+        ids[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    qsort(ids, n, sizeof(*ids), id_cmp); /* ids sort by arrival */
+    for (size_t i = 0; i < n; i++) {
+        cb(arg, ids[i]);
+        free(ids[i]);
+    }
+    free(ids);
+    return n;
+}
+
+void
+spool_quarantine(struct spool *sp, const char *id)
+{
+    char from[4096], to[4096];
+
+    spool_path(sp, from, sizeof(from), "queue", id, "");
+    spool_path(sp, to, sizeof(to), "corrupt", id, "");
+    rename(from, to);
+}
+
+const struct spool_stats *
+spool_stats(const struct spool *sp)
+{
+    return &sp->stats;
+}
+
+const char *
+spool_dir(const struct spool *sp)
+{
+    return sp->dir;
+}
