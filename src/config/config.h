@@ -40,6 +40,7 @@ enum match_for {
     MATCH_FOR_DOMAIN_TABLE, /* `for domain <table>` */
 };
 
+/* Rules are tried in order; the first whose from and for fit decides. */
 struct match_rule {
     enum match_from from;
     struct table *from_table;  /* borrowed; MATCH_FROM_TABLE */
@@ -48,7 +49,7 @@ struct match_rule {
     char *domain;               /* lowercased; MATCH_FOR_DOMAIN */
     struct table *domain_table; /* borrowed; MATCH_FOR_DOMAIN_TABLE */
     struct action *action;      /* borrowed from config->actions */
-    int line;
+    int line;                   /* in the config file, for logs */
 };
 
 struct config_listen {
@@ -94,19 +95,29 @@ struct config {
 };
 
 /*
- * Parses and validates path. On success returns a config with refs = 1.
- * On failure returns NULL and writes exactly one line "FILE:LINE: problem"
- * (no trailing newline) into err.
+ * Parses and validates path, loading every table it names. Relative paths
+ * in it are made absolute against the realpath of path's directory. On
+ * success returns a config with refs = 1, owned by the caller. On failure
+ * returns NULL and writes exactly one line "FILE:LINE: problem" (no
+ * trailing newline) into err; FILE is a table file for problems inside a
+ * table, LINE is 0 when the file itself cannot be read.
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
-/* Same, from a string (unit tests, fuzzing); name is used in messages. */
+/* Same, from a NUL-terminated string (unit tests, fuzzing); name is used in
+ * messages and, like path above, to resolve relative paths. */
 struct config *config_parse_string(const char *name, const char *text, char *err, size_t errlen);
+/* Reference counting is atomic: any thread may take or drop a reference.
+ * The last config_unref frees the config with its tables, actions and
+ * rules; config_unref(NULL) does nothing. */
 struct config *config_ref(struct config *cf);
 void config_unref(struct config *cf);
 
-/* Human units: "25M" -> 26214400, "10k", "1G"; 0 or -1. */
+/* Human units: digits, then optionally one of K M G T (powers of 1024,
+ * either case): "25M" -> 26214400, "10k", "1G". 0, or -1 on bad syntax or
+ * overflow. */
 int config_parse_size(const char *s, uint64_t *out);
-/* "30s", "5m", "2h", "1d", bare seconds; 0 or -1. */
+/* Digits, then optionally s m h d: "30s", "5m", "2h", "1d", bare seconds.
+ * 0, or -1 on bad syntax or if the result does not fit. */
 int config_parse_duration(const char *s, unsigned *out);
 
 #endif

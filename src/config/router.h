@@ -37,11 +37,16 @@ struct route_result {
 };
 
 /*
- * Resolves one RCPT. On success returns 0 and fills out with one or more
- * deduplicated targets (aliases expanded). On refusal returns -1 with err:
- * 550 5.7.1 relay denied (also for %-hack, bang paths and routing inside a
- * local part of our domains), 550 5.1.1 unknown user, 451 4.3.5 alias loop
- * or unroutable alias target.
+ * Resolves one RCPT. On success returns 0 and fills out (owned by the
+ * caller: route_result_free) with one or more targets, aliases expanded,
+ * deduplicated by kind + action + user (maildir) or address (relay). On
+ * refusal returns -1 with out empty and err set: 550 5.7.1 relay denied
+ * (also for %-hack, bang paths and routing inside a local part of our
+ * domains), 550 5.1.1 unknown user, 451 4.3.5 for configuration problems
+ * (alias loop or nesting over 10, alias target unknown or unroutable, alias
+ * with no targets, expansion over 1000 addresses), 553 5.1.3 for "<>".
+ * ROUTE_RELAY targets of alias expansion get their action by routing the
+ * target as if from the local sendmail command. user is "" for ROUTE_RELAY.
  */
 int router_rcpt(const struct config *cf, const struct route_client *cl,
                 const struct smtp_path *rcpt, struct route_result *out, struct smtp_reply *err);
@@ -49,12 +54,17 @@ void route_result_free(struct route_result *r);
 
 /*
  * VRFY (RFC 5321 3.5.3): arg is "name", "name@domain" or "<name@domain>".
- * A local user: 0 with "name@domain" in out. Otherwise -1 with err
- * (550 5.1.1 unknown, 553 5.1.3 syntax).
+ * A mailbox or alias of a maildir action: 0 with the canonical
+ * "name@domain" in out (lowercase, no +tag). With a domain, the action is
+ * the one a `for domain` rule routes it to; without, each maildir action in
+ * rule order, and the domain is the first routed to it (else hostname).
+ * Otherwise -1 with err (550 5.1.1 unknown, 553 5.1.3 syntax or too long).
  */
 int router_vrfy(const struct config *cf, struct str arg, char *out, size_t n,
                 struct smtp_reply *err);
-/* EXPN: expands an alias (one level shown as final addresses). 0 or -1. */
+/* EXPN: expands an alias fully into out (final addresses, as router_rcpt).
+ * 0, or -1 with err: 550 5.1.1 unknown or not a mailing list, 553 5.1.3
+ * syntax, 451 4.3.5 as for router_rcpt. */
 int router_expn(const struct config *cf, struct str arg, struct route_result *out,
                 struct smtp_reply *err);
 
