@@ -33,21 +33,25 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(ALLCFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libpetrel.a: $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/petreld: $(BUILD)/src/cmd/petreld.o $(BUILD)/libpetrel.a
-	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/petrel: $(BUILD)/src/cmd/petrel.o $(BUILD)/libpetrel.a
-	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpetrel.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 run: deps
 	@$(MAKE) --no-print-directory all

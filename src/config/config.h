@@ -90,6 +90,7 @@ struct config {
     bool vrfy;                             /* vrfy on|off, default off (252) */
     bool expn;                             /* expn on|off, default off (502) */
     bool terminal_delivery;                /* terminal-delivery on|off, default off */
+    char *utmp_file;                       /* utmp-file "PATH", default "/var/run/utmp" */
     enum bare_newline_policy bare_newline; /* bare-newline normalize|reject */
     char recipient_delimiter;              /* recipient-delimiter "+", '\0' = off */
 };

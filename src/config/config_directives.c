@@ -95,8 +95,9 @@ config_parse_hostname(struct config_parser *p, struct config_args *a)
     return 0;
 }
 
-int
-config_parse_spool(struct config_parser *p, struct config_args *a)
+/* One path argument, resolved against the config file's directory. */
+static int
+parse_path(struct config_parser *p, struct config_args *a, const char *what, char **dst)
 {
     const char *path = NULL;
     char *abs;
@@ -104,13 +105,25 @@ config_parse_spool(struct config_parser *p, struct config_args *a)
     if (config_args_value(p, a, "a path", &path) < 0 || config_args_end(p, a) < 0)
         return -1;
     if (path[0] == '\0')
-        return config_fail(p, "spool: empty path");
+        return config_fail(p, "%s: empty path", what);
     abs = config_resolve_path(p, path);
     if (abs == NULL)
         return -1;
-    free(p->cf->spool);
-    p->cf->spool = abs;
+    free(*dst);
+    *dst = abs;
     return 0;
+}
+
+int
+config_parse_spool(struct config_parser *p, struct config_args *a)
+{
+    return parse_path(p, a, "spool", &p->cf->spool);
+}
+
+int
+config_parse_utmp(struct config_parser *p, struct config_args *a)
+{
+    return parse_path(p, a, "utmp-file", &p->cf->utmp_file);
 }
 
 /* Numeric address in canonical form; "localhost" is 127.0.0.1. */

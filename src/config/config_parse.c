@@ -62,6 +62,7 @@ static const struct config_option config_options[] = {
     {"vrfy", NULL, OPT_FLAG, FIELD(vrfy)},
     {"expn", NULL, OPT_FLAG, FIELD(expn)},
     {"terminal-delivery", NULL, OPT_FLAG, FIELD(terminal_delivery)},
+    {"utmp-file", .parse = config_parse_utmp},
     {"bare-newline", .parse = config_parse_bare_newline},
     {"recipient-delimiter", .parse = config_parse_delimiter},
 };
@@ -360,6 +361,7 @@ config_defaults(struct config *cf)
         snprintf(cf->hostname, sizeof(cf->hostname), "localhost");
     cf->hostname[sizeof(cf->hostname) - 1] = '\0';
     cf->spool = xstrdup("/var/spool/petrel");
+    cf->utmp_file = xstrdup("/var/run/utmp");
     cf->message_size = UINT64_C(25) << 20;
     cf->max_recipients = 1000;
     cf->max_errors = 10;
@@ -389,6 +391,7 @@ config_free(struct config *cf)
     free(cf->rules);
     free(cf->listens);
     free(cf->spool);
+    free(cf->utmp_file);
     free(cf->path);
     free(cf);
 }

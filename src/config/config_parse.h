@@ -65,6 +65,7 @@ int config_args_number(struct config_parser *p, struct config_args *a, uint64_t 
 /* Directive handlers, in config_directives.c. */
 int config_parse_hostname(struct config_parser *p, struct config_args *a);
 int config_parse_spool(struct config_parser *p, struct config_args *a);
+int config_parse_utmp(struct config_parser *p, struct config_args *a);
 int config_parse_listen(struct config_parser *p, struct config_args *a);
 int config_parse_table(struct config_parser *p, struct config_args *a);
 int config_parse_action(struct config_parser *p, struct config_args *a);

@@ -16,6 +16,8 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "delivery/maildir.h"
+#include "delivery/terminal.h"
+#include "smtp/smtp_server.h"
 
 #define RETRY_FIRST 60   /* seconds */
 #define RETRY_MAX 3600
@@ -56,18 +58,26 @@ delay_since(int64_t arrival)
     return difftime(time(NULL), (time_t)arrival);
 }
 
-/* One Maildir recipient. Returns 1 delivered, 0 deferred, -1 failed. */
-static int
-deliver_one(struct delivery_job *j, const struct envelope *e, const struct envelope_rcpt *r,
-            const char *msg, size_t len, char *err, size_t errlen)
+/* Writes to every terminal of the user; true if one took it. */
+static bool
+deliver_terminals(const struct config *cf, const struct envelope *e, const char *user,
+                  const char *msg, size_t len)
 {
-    const struct action *a = action_find(j->cf, r->action);
+    char ttys[TERMINAL_MAX][40];
+    int n = terminal_find(cf->utmp_file, user, ttys, TERMINAL_MAX);
+    bool ok = false;
+
+    for (int i = 0; i < n; i++)
+        ok |= terminal_write(ttys[i], e->sender, msg, len) == 0;
+    return ok;
+}
+
+static int
+deliver_mailbox(const struct action *a, const struct envelope *e, const struct envelope_rcpt *r,
+                const char *msg, size_t len, char *err, size_t errlen)
+{
     char dir[4096], head[1200];
 
-    if (a == NULL || a->kind != ACTION_MAILDIR) {
-        snprintf(err, errlen, "no maildir action \"%s\" in the configuration", r->action);
-        return 0;
-    }
     if (maildir_path(a->maildir, r->user, dir, sizeof(dir), err, errlen) < 0)
         return -1;
     /* RFC 5321 4.4: the final delivery adds Return-Path. */
@@ -76,6 +86,32 @@ deliver_one(struct delivery_job *j, const struct envelope *e, const struct envel
         return 0;
     snprintf(err, errlen, "delivered to maildir %s", dir);
     return 1;
+}
+
+/*
+ * One local recipient, honouring RFC 821 SEND/SOML/SAML when terminal
+ * delivery is on. Returns 1 delivered, 0 deferred, -1 failed for good.
+ */
+static int
+deliver_one(struct delivery_job *j, const struct envelope *e, const struct envelope_rcpt *r,
+            const char *msg, size_t len, char *err, size_t errlen)
+{
+    const struct action *a = action_find(j->cf, r->action);
+    int mode = j->cf->terminal_delivery ? e->mode : SMTP_MODE_MAIL;
+    bool tty;
+
+    if (a == NULL || a->kind != ACTION_MAILDIR) {
+        snprintf(err, errlen, "no maildir action \"%s\" in the configuration", r->action);
+        return 0;
+    }
+    if (mode == SMTP_MODE_MAIL)
+        return deliver_mailbox(a, e, r, msg, len, err, errlen);
+    tty = deliver_terminals(j->cf, e, r->user, msg, len);
+    if (mode == SMTP_MODE_SEND || (mode == SMTP_MODE_SOML && tty)) {
+        snprintf(err, errlen, tty ? "written to the terminal" : "user is not logged in");
+        return tty ? 1 : -1;
+    }
+    return deliver_mailbox(a, e, r, msg, len, err, errlen); /* SOML not logged in, SAML */
 }
 
 static void

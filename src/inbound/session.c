@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "config/router.h"
+#include "delivery/terminal.h"
 #include "inbound/daemon.h"
 #include "queue/envelope.h"
 #include "smtp/smtp_server.h"
@@ -125,6 +126,36 @@ hook_mail(void *ctx, enum smtp_mode mode, const struct smtp_path *from,
     return 0;
 }
 
+/* RFC 821 4.1.1: SEND reaches only users logged in right now. */
+static int
+check_send(struct session *s, const struct route_result *res, const char *orig,
+           struct smtp_reply *r)
+{
+    char ttys[TERMINAL_MAX][40];
+
+    if (s->env->mode != SMTP_MODE_SEND)
+        return 0;
+    for (size_t i = 0; i < res->ntargets; i++) {
+        const struct route_target *t = &res->targets[i];
+
+        if (t->kind != ROUTE_MAILDIR)
+            return smtp_reply_set(r, 550, "5.7.1", "<%s>: SEND reaches local users only", orig);
+        if (terminal_find(s->cf->utmp_file, t->user, ttys, TERMINAL_MAX) == 0)
+            return smtp_reply_set(r, 450, "4.2.1", "<%s>: user is not logged in", orig);
+    }
+    return 0;
+}
+
+static bool
+same_rcpt(const struct envelope_rcpt *e, enum rcpt_kind kind, const char *action,
+          const struct route_target *t)
+{
+    /* Mailboxes are one per action and user, whatever domain reached them. */
+    return e->kind == kind && strcmp(e->action, action) == 0 &&
+           strcmp(kind == RCPT_MAILDIR ? e->user : e->address,
+                  kind == RCPT_MAILDIR ? t->user : t->address) == 0;
+}
+
 static void
 add_targets(struct session *s, const struct route_result *res, const char *orig,
             const struct smtp_rcpt_params *p)
@@ -134,8 +165,12 @@ add_targets(struct session *s, const struct route_result *res, const char *orig,
         enum rcpt_kind kind = t->kind == ROUTE_MAILDIR ? RCPT_MAILDIR : RCPT_RELAY;
         const char *action = t->action ? t->action->name : "";
 
+        bool dup = false;
+
         /* An alias and one of its members in one message: one copy. */
-        if (envelope_has_rcpt(s->env, kind, action, t->address))
+        for (size_t j = 0; j < s->env->nrcpts && !dup; j++)
+            dup = same_rcpt(&s->env->rcpts[j], kind, action, t);
+        if (dup)
             continue;
         envelope_add_rcpt(s->env, kind, action, t->user, t->address, orig, p->notify, p->orcpt);
     }
@@ -152,7 +187,8 @@ hook_rcpt(void *ctx, const struct smtp_path *to, const struct smtp_rcpt_params *
 
     if (smtp_path_format(to, orig, sizeof(orig)) < 0)
         return smtp_reply_set(r, 501, "5.1.3", "recipient address too long");
-    if (router_rcpt(s->cf, &cl, to, &res, r) < 0) {
+    if (router_rcpt(s->cf, &cl, to, &res, r) < 0 || check_send(s, &res, orig, r) < 0) {
+        route_result_free(&res);
         log_info("s=%lu reject: RCPT from [%s]: %d %s %s; from=<%s> to=<%s>", s->id, s->ip,
                  r->code, r->status, r->text, s->env->sender, orig);
         return -1;
