@@ -179,10 +179,15 @@ job_run(struct work *w)
     buf_init(&journal, 1u << 24);
     deliver_rcpts(j, e, map + e->data_offset, maplen - e->data_offset, &journal);
     spool_unmap(map, maplen);
-    if (journal.len && spool_journal(j->q->spool, j->id, journal.data, journal.len) < 0)
-        j->deferred = 1; /* outcome not durable: try again (a duplicate, never a loss) */
-    else if (envelope_pending(e) == 0 && spool_remove(j->q->spool, j->id) == 0)
-        log_info("%s: removed", j->id);
+    /* Every recipient final: removing the message records that, no journal
+     * needed. Otherwise the outcomes must be durable before we go on; if
+     * they are not, the next attempt repeats them (a duplicate, never a loss). */
+    if (envelope_pending(e) == 0) {
+        if (spool_remove(j->q->spool, j->id) == 0)
+            log_info("%s: removed", j->id);
+    } else if (journal.len && spool_journal(j->q->spool, j->id, journal.data, journal.len) < 0) {
+        j->deferred = 1;
+    }
     buf_free(&journal);
     envelope_free(e);
 }
