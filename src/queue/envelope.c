@@ -190,7 +190,13 @@ field_take(struct str *line)
         return xstrdup("");
     o = out = xmalloc(f.len + 1);
     for (size_t i = 0; i < f.len; i++) {
-        if (f.ptr[i] != '%') {
+        unsigned char c = (unsigned char)f.ptr[i];
+
+        if (c < ' ' || c == 0x7f) { /* field_put escapes these: a CR or NUL is damage */
+            free(out);
+            return NULL;
+        }
+        if (c != '%') {
             *o++ = f.ptr[i];
             continue;
         }

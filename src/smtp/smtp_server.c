@@ -47,9 +47,12 @@ void
 smtp_reply_line(struct smtp_server *srv, int code, bool last, const char *status, const char *fmt,
                 ...)
 {
+    size_t mark = srv->out.len;
     va_list ap;
     int r;
 
+    if (srv->state == SMTP_STATE_CLOSED) /* nothing after the 221 or 421 */
+        return;
     r = buf_printf(&srv->out, "%03d%c", code, last ? ' ' : '-');
     if (r == 0 && status)
         r = buf_printf(&srv->out, "%s ", status);
@@ -59,8 +62,11 @@ smtp_reply_line(struct smtp_server *srv, int code, bool last, const char *status
     va_end(ap);
     if (r == 0)
         r = buf_append(&srv->out, "\r\n", 2);
-    if (r < 0) /* the peer stopped reading replies long ago */
+    if (r < 0) {
+        /* the peer stopped reading replies long ago; never send half a line */
+        srv->out.len = mark;
         srv->state = SMTP_STATE_CLOSED;
+    }
 }
 
 static void

@@ -139,9 +139,14 @@ cmd_rcpt(struct smtp_server *srv, const struct smtp_command *cmd)
     }
     if (!take_prefix(srv, &args, "TO:", "RCPT TO:<address>"))
         return;
-    if (smtp_path_parse(args, SMTP_PATH_RECIPIENT, srv->mail.smtputf8, &to, &rest, &r) < 0 ||
+    if (smtp_path_parse(args, SMTP_PATH_RECIPIENT, true, &to, &rest, &r) < 0 ||
         smtp_rcpt_params_parse(str_trim(rest), &pol, &params, &r) < 0) {
         smtp_reply_err(srv, &r);
+        return;
+    }
+    if (to.utf8 && !srv->mail.smtputf8) {
+        /* RFC 6531 3.5: 553 and X.6.7 for RCPT, as for MAIL above */
+        smtp_reply(srv, 553, "5.6.7", "non-ASCII address needs the SMTPUTF8 parameter");
         return;
     }
     if (srv->nrcpt >= srv->set->max_recipients) {
@@ -346,6 +351,8 @@ cmd_expn(struct smtp_server *srv, const struct smtp_command *cmd)
         return;
     }
     lines = buf_str(&out);
+    if (lines.len == 0) /* every command gets a reply, or the client waits */
+        smtp_reply(srv, 550, "5.1.1", "mailing list has no members");
     while (lines.len) {
         line = str_cut(&lines, '\n');
         smtp_reply_line(srv, 250, lines.len == 0, "2.1.5", "<%.*s>", (int)line.len, line.ptr);
