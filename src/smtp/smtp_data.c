@@ -65,6 +65,13 @@ data_text_run(struct smtp_data *d, const char *p, size_t n)
     return i;
 }
 
+static void
+data_dot(struct smtp_data *d)
+{
+    data_put(d, ".", 1);
+    d->line_len++;
+}
+
 /* One octet at a line boundary; returns true at the DATA terminator. */
 static bool
 data_step(struct smtp_data *d, char c)
@@ -82,13 +89,17 @@ data_step(struct smtp_data *d, char c)
             d->state = SMTP_DATA_DOT_CR;
             return false;
         }
-        /* RFC 5321 4.5.2: the leading dot of a line is removed. */
         d->state = SMTP_DATA_TEXT;
+        if (c == '\n')
+            data_dot(d); /* "." and a bare LF: the dot is content */
+        /* RFC 5321 4.5.2: otherwise the leading dot of a line is removed. */
         return data_step(d, c);
     case SMTP_DATA_DOT_CR:
         if (c == '\n')
             return true;
-        /* ".\r" then something else: a dot-only line with a bare CR. */
+        /* "." and a bare CR: keep the dot, so no empty line appears that
+         * could move the end of the header section. */
+        data_dot(d);
         data_bare(d, '\r');
         d->state = SMTP_DATA_TEXT;
         return data_step(d, c);

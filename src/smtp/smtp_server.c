@@ -152,6 +152,8 @@ smtp_feed_lines(struct smtp_server *srv, const char *p, size_t n)
     if (lf == NULL) {
         if (n <= SMTP_PARAM_LINE_MAX && !srv->skipping_line)
             return 0; /* wait for the rest of the line */
+        if (!srv->skipping_line)
+            srv->skipping_bdat = str_iprefix(str_make(p, n), "BDAT");
         srv->skipping_line = true;
         return n;
     }
@@ -159,6 +161,8 @@ smtp_feed_lines(struct smtp_server *srv, const char *p, size_t n)
     if (srv->skipping_line) {
         srv->skipping_line = false;
         smtp_reply(srv, 500, "5.5.2", "line too long");
+        if (srv->skipping_bdat)
+            smtp_server_close(srv, "4.5.4", "cannot find the end of a malformed BDAT chunk");
         return len + 1;
     }
     /* CRLF ends a command; a bare LF is tolerated here (never in DATA). */

@@ -387,6 +387,8 @@ smtp_server_dispatch(struct smtp_server *srv, const struct smtp_command *cmd, si
 {
     if (linelen > line_limit(cmd->verb)) {
         smtp_reply(srv, 500, "5.5.2", "line too long");
+        if (cmd->verb == SMTP_CMD_BDAT) /* its chunk must not run as commands */
+            smtp_server_close(srv, "4.5.4", "cannot find the end of a malformed BDAT chunk");
         return;
     }
     switch (cmd->verb) {

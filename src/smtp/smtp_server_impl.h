@@ -25,6 +25,7 @@ struct smtp_server {
     bool esmtp;
     unsigned errors;
     bool skipping_line; /* discarding the rest of an over-long line */
+    bool skipping_bdat; /* ... which was a BDAT command: close after it */
 
     /* the transaction */
     bool in_tx; /* MAIL accepted; the session holds an envelope */

@@ -288,8 +288,8 @@ test_smuggling_sequences(void **state)
         {"\n.\r\n", "a\r\n.\r\nb\r\n", "a\n.\r\nb\r\n"},
         {"\r.\r\n", "a\r\n.\r\nb\r\n", "a\r.\r\nb\r\n"},
         {"\n.\n", "a\r\n.\r\nb\r\n", "a\n.\nb\r\n"},
-        {"\r\n.\r", "a\r\n\r\nb\r\n", "a\r\n\rb\r\n"},
-        {"\r\n.\n", "a\r\n\r\nb\r\n", "a\r\n\nb\r\n"},
+        {"\r\n.\r", "a\r\n.\r\nb\r\n", "a\r\n.\rb\r\n"},
+        {"\r\n.\n", "a\r\n.\r\nb\r\n", "a\r\n.\nb\r\n"},
     };
     char in[64];
     struct result r;
