@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -273,6 +274,18 @@ daemon_open(struct daemon *d)
     return 0;
 }
 
+/* Every session is a descriptor: allow as many as the hard limit does. */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int
 daemon_start(struct daemon *d, const char *config_path)
 {
@@ -286,7 +299,21 @@ daemon_start(struct daemon *d, const char *config_path)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     return daemon_open(d);
+}
+
+static void
+log_spool_stats(const struct daemon *d)
+{
+    const struct spool_stats *st = spool_stats(d->spool);
+    unsigned long commits = atomic_load(&st->commits), dirs = atomic_load(&st->dir_syncs);
+
+    log_info("spool: %lu messages committed in %lu batches with %lu directory syncs "
+             "(%.2f messages per directory sync), %lu file syncs",
+             commits, (unsigned long)atomic_load(&st->batches), dirs,
+             dirs ? (double)commits / (double)dirs : 0.0,
+             (unsigned long)atomic_load(&st->file_syncs));
 }
 
 int
@@ -301,6 +328,7 @@ daemon_run(struct daemon *d)
      * deliveries already running, then release everything. */
     listeners_close(d);
     qmgr_stop(d->qmgr);
+    log_spool_stats(d);
     spool_close(d->spool);
     workpool_free(d->pool);
     qmgr_free(d->qmgr);
