@@ -1,11 +1,11 @@
 /* Capped growable buffer; see buf.h. */
 #include "base/buf.h"
 
+#include "base/xmalloc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/xmalloc.h"
 
 void
 buf_init(struct buf *b, size_t max)

@@ -5,10 +5,10 @@
 #ifndef PETREL_BUF_H
 #define PETREL_BUF_H
 
+#include "base/str.h"
+
 #include <stdarg.h>
 #include <stddef.h>
-
-#include "base/str.h"
 
 struct buf {
     char *data;

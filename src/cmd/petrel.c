@@ -3,13 +3,13 @@
  * lists the spool directly; queue control over the daemon's socket and the
  * sendmail interface come with the queue manager's control channel.
  */
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-
 #include "config/config.h"
 #include "queue/envelope.h"
 #include "queue/spool.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 static int
 usage(void)
@@ -56,8 +56,7 @@ print_message(void *arg, const char *id)
                r->state == RCPT_PENDING     ? "pending"
                : r->state == RCPT_DELIVERED ? "delivered"
                                             : "failed",
-               r->address, r->kind == RCPT_RELAY ? " (relay)" : "",
-               r->error[0] ? r->error : "");
+               r->address, r->kind == RCPT_RELAY ? " (relay)" : "", r->error[0] ? r->error : "");
     }
     envelope_free(e);
 }

@@ -1,12 +1,12 @@
 /* petreld: the mail server daemon. Runs in the foreground, logs to stderr. */
+#include "base/log.h"
+#include "config/config.h"
+#include "inbound/daemon.h"
+
 #include <event2/thread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-#include "base/log.h"
-#include "config/config.h"
-#include "inbound/daemon.h"
 
 static void
 usage(void)

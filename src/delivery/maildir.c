@@ -87,8 +87,8 @@ maildir_unique(char *out, size_t n)
             safe[j++] = host[i];
     }
     safe[j] = '\0';
-    snprintf(out, n, "%lld.M%ldP%ldQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
-             (long)getpid(), atomic_fetch_add(&deliveries, 1), safe);
+    snprintf(out, n, "%lld.M%ldP%ldQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+             atomic_fetch_add(&deliveries, 1), safe);
 }
 
 static int

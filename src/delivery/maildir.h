@@ -13,8 +13,7 @@
  * Refuses names that could escape the mail directory ("/", leading ".",
  * controls). 0 or -1 with err.
  */
-int maildir_path(const char *tmpl, const char *user, char *out, size_t n, char *err,
-                 size_t errlen);
+int maildir_path(const char *tmpl, const char *user, char *out, size_t n, char *err, size_t errlen);
 
 /*
  * Stores head (LF lines, e.g. Return-Path) followed by msg (CRLF lines,

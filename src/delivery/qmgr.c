@@ -5,13 +5,6 @@
  */
 #include "delivery/qmgr.h"
 
-#include <event2/event.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
@@ -19,7 +12,14 @@
 #include "delivery/terminal.h"
 #include "smtp/smtp_server.h"
 
-#define RETRY_FIRST 60   /* seconds */
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RETRY_FIRST 60 /* seconds */
 #define RETRY_MAX 3600
 
 struct qmgr {

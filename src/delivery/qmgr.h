@@ -7,11 +7,11 @@
 #ifndef PETREL_QMGR_H
 #define PETREL_QMGR_H
 
-#include <stddef.h>
-
 #include "config/config.h"
 #include "event/workpool.h"
 #include "queue/spool.h"
+
+#include <stddef.h>
 
 struct event_base;
 struct qmgr;

@@ -22,8 +22,7 @@ terminal_find(const char *utmp_path, const char *user, char ttys[][40], int max)
     while (n < max && read(fd, &u, sizeof(u)) == (ssize_t)sizeof(u)) {
         if (u.ut_type != USER_PROCESS || u.ut_line[0] == '\0')
             continue;
-        if (strncmp(u.ut_user, user, sizeof(u.ut_user)) != 0 ||
-            strlen(user) > sizeof(u.ut_user))
+        if (strncmp(u.ut_user, user, sizeof(u.ut_user)) != 0 || strlen(user) > sizeof(u.ut_user))
             continue;
         snprintf(ttys[n], 40, "%.*s", (int)sizeof(u.ut_line), u.ut_line);
         if (strstr(ttys[n], "..") == NULL) /* never leave /dev */

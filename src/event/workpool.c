@@ -5,12 +5,12 @@
  */
 #include "event/workpool.h"
 
+#include "base/xmalloc.h"
+
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-
-#include "base/xmalloc.h"
 
 struct workpool {
     pthread_mutex_t lock;

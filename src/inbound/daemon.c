@@ -6,6 +6,10 @@
  */
 #include "inbound/daemon.h"
 
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "inbound/session.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -17,10 +21,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-#include "base/log.h"
-#include "base/xmalloc.h"
-#include "inbound/session.h"
 
 #define DELIVERY_THREADS 8
 
@@ -53,8 +53,7 @@ refuse(int fd, const struct config *cf)
 }
 
 static void
-on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen,
-          void *arg)
+on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     struct listener *l = arg;
     struct daemon *d = l->d;
@@ -321,8 +320,8 @@ daemon_run(struct daemon *d)
 {
     size_t n = qmgr_recover(d->qmgr);
 
-    log_info("started: hostname %s, spool %s, %zu queued messages", d->cf->hostname,
-             d->cf->spool, n);
+    log_info("started: hostname %s, spool %s, %zu queued messages", d->cf->hostname, d->cf->spool,
+             n);
     event_base_dispatch(d->base);
     /* Sessions are gone; commits in flight have completed. Wait for
      * deliveries already running, then release everything. */

@@ -5,12 +5,12 @@
 #ifndef PETREL_DAEMON_H
 #define PETREL_DAEMON_H
 
-#include <stdbool.h>
-
 #include "config/config.h"
 #include "delivery/qmgr.h"
 #include "event/workpool.h"
 #include "queue/spool.h"
+
+#include <stdbool.h>
 
 struct event_base;
 struct session;

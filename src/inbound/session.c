@@ -1,6 +1,14 @@
 /* SMTP session glue; see session.h. */
 #include "inbound/session.h"
 
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "config/router.h"
+#include "delivery/terminal.h"
+#include "inbound/daemon.h"
+#include "queue/envelope.h"
+#include "smtp/smtp_server.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -11,14 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "base/log.h"
-#include "base/xmalloc.h"
-#include "config/router.h"
-#include "delivery/terminal.h"
-#include "inbound/daemon.h"
-#include "queue/envelope.h"
-#include "smtp/smtp_server.h"
 
 /* Input kept while a commit is in flight or a line is incomplete. */
 #define SESSION_INPUT_MAX (256 * 1024)
@@ -189,8 +189,8 @@ hook_rcpt(void *ctx, const struct smtp_path *to, const struct smtp_rcpt_params *
         return smtp_reply_set(r, 501, "5.1.3", "recipient address too long");
     if (router_rcpt(s->cf, &cl, to, &res, r) < 0 || check_send(s, &res, orig, r) < 0) {
         route_result_free(&res);
-        log_info("s=%lu reject: RCPT from [%s]: %d %s %s; from=<%s> to=<%s>", s->id, s->ip,
-                 r->code, r->status, r->text, s->env->sender, orig);
+        log_info("s=%lu reject: RCPT from [%s]: %d %s %s; from=<%s> to=<%s>", s->id, s->ip, r->code,
+                 r->status, r->text, s->env->sender, orig);
         return -1;
     }
     add_targets(s, &res, orig, p);

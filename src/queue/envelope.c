@@ -5,11 +5,11 @@
  */
 #include "queue/envelope.h"
 
+#include "base/xmalloc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/xmalloc.h"
 
 #define ENVELOPE_MAGIC "petrel-queue 1"
 #define ENVELOPE_MAX_RCPTS 100000
@@ -144,8 +144,9 @@ rcpt_write(const struct envelope_rcpt *r, struct buf *out)
 int
 envelope_write(const struct envelope *e, struct buf *out)
 {
-    int r = buf_printf(out, ENVELOPE_MAGIC "\nid %s\narrival %lld\nbody %d\nsmtputf8 %d\n"
-                            "ret %d\nmode %d\nfrom",
+    int r = buf_printf(out,
+                       ENVELOPE_MAGIC "\nid %s\narrival %lld\nbody %d\nsmtputf8 %d\n"
+                                      "ret %d\nmode %d\nfrom",
                        e->id, (long long)e->arrival, e->body, e->smtputf8, e->ret, e->mode);
 
     if (r == 0)

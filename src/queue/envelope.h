@@ -7,11 +7,11 @@
 #ifndef PETREL_ENVELOPE_H
 #define PETREL_ENVELOPE_H
 
+#include "base/buf.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "base/buf.h"
 
 #define QUEUE_ID_LEN 16
 
@@ -20,10 +20,10 @@ enum rcpt_state { RCPT_PENDING, RCPT_DELIVERED, RCPT_FAILED };
 
 struct envelope_rcpt {
     enum rcpt_kind kind;
-    char *action;  /* action name in the config */
-    char *user;    /* maildir mailbox; "" for relay */
-    char *address; /* final address */
-    char *orig;    /* the address as given in RCPT TO */
+    char *action;    /* action name in the config */
+    char *user;      /* maildir mailbox; "" for relay */
+    char *address;   /* final address */
+    char *orig;      /* the address as given in RCPT TO */
     unsigned notify; /* SMTP_NOTIFY_* bits, 0 = not given */
     char *orcpt;     /* RFC 3461 ORCPT, "" if absent */
     enum rcpt_state state;
@@ -36,10 +36,10 @@ struct envelope {
     char *sender; /* "" = null sender */
     int body;     /* enum smtp_body */
     bool smtputf8;
-    int ret;       /* enum smtp_ret */
-    char *envid;   /* "" if absent */
-    int mode;      /* enum smtp_mode (RFC 821 SEND/SOML/SAML) */
-    char *client;  /* peer IP, or "local" */
+    int ret;      /* enum smtp_ret */
+    char *envid;  /* "" if absent */
+    int mode;     /* enum smtp_mode (RFC 821 SEND/SOML/SAML) */
+    char *client; /* peer IP, or "local" */
     char *helo;
     struct envelope_rcpt *rcpts;
     size_t nrcpts;
@@ -49,10 +49,9 @@ struct envelope {
 struct envelope *envelope_new(void);
 void envelope_free(struct envelope *e);
 /* Adds a recipient (strings copied); returns it. */
-struct envelope_rcpt *envelope_add_rcpt(struct envelope *e, enum rcpt_kind kind,
-                                        const char *action, const char *user,
-                                        const char *address, const char *orig, unsigned notify,
-                                        const char *orcpt);
+struct envelope_rcpt *envelope_add_rcpt(struct envelope *e, enum rcpt_kind kind, const char *action,
+                                        const char *user, const char *address, const char *orig,
+                                        unsigned notify, const char *orcpt);
 /* True when a recipient with the same kind, action and address exists. */
 bool envelope_has_rcpt(const struct envelope *e, enum rcpt_kind kind, const char *action,
                        const char *address);

@@ -3,11 +3,11 @@
  * Sortable by arrival, unique within one running daemon; the spool's
  * O_EXCL create catches the impossible collision across restarts.
  */
+#include "queue/envelope.h"
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/time.h>
-
-#include "queue/envelope.h"
 
 void
 queue_id_new(char out[QUEUE_ID_LEN + 1])

@@ -7,6 +7,8 @@
  */
 #include "queue/spool.h"
 
+#include "base/xmalloc.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +21,6 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-#include "base/xmalloc.h"
 
 struct spool {
     char *dir;

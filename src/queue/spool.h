@@ -12,20 +12,20 @@
 #ifndef PETREL_SPOOL_H
 #define PETREL_SPOOL_H
 
-#include <stdatomic.h>
-#include <stddef.h>
-
 #include "base/str.h"
 #include "event/workpool.h"
 #include "queue/envelope.h"
 
+#include <stdatomic.h>
+#include <stddef.h>
+
 struct spool;
 
 struct spool_stats {
-    atomic_ulong commits;      /* messages committed */
-    atomic_ulong batches;      /* group commits */
-    atomic_ulong file_syncs;   /* fdatasync of message and journal files */
-    atomic_ulong dir_syncs;    /* fsync of directories */
+    atomic_ulong commits;    /* messages committed */
+    atomic_ulong batches;    /* group commits */
+    atomic_ulong file_syncs; /* fdatasync of message and journal files */
+    atomic_ulong dir_syncs;  /* fsync of directories */
 };
 
 struct spool_commit {
@@ -34,7 +34,7 @@ struct spool_commit {
     const char *id;
     struct str parts[3]; /* envelope text, trace headers, message */
     /* out */
-    int error; /* 0, or an errno value (ENOSPC, EIO, ...) */
+    int error;                 /* 0, or an errno value (ENOSPC, EIO, ...) */
     struct spool_commit *next; /* private */
 };
 

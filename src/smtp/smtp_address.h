@@ -6,22 +6,22 @@
 #ifndef PETREL_SMTP_ADDRESS_H
 #define PETREL_SMTP_ADDRESS_H
 
-#include <stdbool.h>
-
 #include "base/str.h"
 #include "smtp/smtp_reply.h"
+
+#include <stdbool.h>
 
 #define SMTP_LOCAL_MAX 64   /* RFC 5321 4.5.3.1.1 */
 #define SMTP_DOMAIN_MAX 255 /* RFC 5321 4.5.3.1.2 */
 #define SMTP_PATH_MAX 256   /* RFC 5321 4.5.3.1.3, with the brackets */
 
 struct smtp_path {
-    bool null;       /* "<>" */
-    bool had_route;  /* "<@a,@b:user@dom>": route dropped */
-    bool quoted;     /* local part was a quoted-string */
-    bool utf8;       /* contains non-ASCII octets (needs SMTPUTF8) */
-    bool literal;    /* domain is an address literal "[192.0.2.1]" */
-    bool no_domain;  /* "<Postmaster>" form, only legal for RCPT */
+    bool null;                        /* "<>" */
+    bool had_route;                   /* "<@a,@b:user@dom>": route dropped */
+    bool quoted;                      /* local part was a quoted-string */
+    bool utf8;                        /* contains non-ASCII octets (needs SMTPUTF8) */
+    bool literal;                     /* domain is an address literal "[192.0.2.1]" */
+    bool no_domain;                   /* "<Postmaster>" form, only legal for RCPT */
     char local[SMTP_LOCAL_MAX + 1];   /* decoded: quotes and backslashes removed */
     char domain[SMTP_DOMAIN_MAX + 1]; /* as written, literal with brackets */
 };

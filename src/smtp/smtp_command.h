@@ -5,11 +5,11 @@
 #ifndef PETREL_SMTP_COMMAND_H
 #define PETREL_SMTP_COMMAND_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "base/str.h"
 #include "smtp/smtp_reply.h"
+
+#include <stdbool.h>
+#include <stdint.h>
 
 enum smtp_verb {
     SMTP_CMD_UNKNOWN,

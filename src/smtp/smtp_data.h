@@ -9,10 +9,10 @@
 #ifndef PETREL_SMTP_DATA_H
 #define PETREL_SMTP_DATA_H
 
+#include "base/buf.h"
+
 #include <stdbool.h>
 #include <stdint.h>
-
-#include "base/buf.h"
 
 enum smtp_data_state {
     SMTP_DATA_BOL,    /* at the start of a line (after a real CRLF) */
@@ -25,22 +25,22 @@ enum smtp_data_state {
 struct smtp_data {
     struct buf *out; /* borrowed; its max is the message size limit */
     enum smtp_data_state state;
-    bool bdat;           /* raw chunks: no dot handling, no terminator */
-    bool binary;         /* BODY=BINARYMIME: bytes kept exactly */
-    bool reject_bare;    /* bare-newline reject */
-    size_t max_line;     /* longest text line accepted, CRLF excluded */
-    size_t line_start;   /* offset in out of the current line */
-    size_t line_len;     /* octets of the current line so far */
-    bool in_header;      /* still in the header section */
-    unsigned received;   /* Received: header fields seen */
-    uint64_t size;       /* decoded octets, counted even past the limit */
-    bool too_big;        /* out's max was reached; the rest is discarded */
-    bool bare_newline;   /* a bare CR or LF was seen */
-    bool long_line;      /* a line exceeded max_line */
+    bool bdat;         /* raw chunks: no dot handling, no terminator */
+    bool binary;       /* BODY=BINARYMIME: bytes kept exactly */
+    bool reject_bare;  /* bare-newline reject */
+    size_t max_line;   /* longest text line accepted, CRLF excluded */
+    size_t line_start; /* offset in out of the current line */
+    size_t line_len;   /* octets of the current line so far */
+    bool in_header;    /* still in the header section */
+    unsigned received; /* Received: header fields seen */
+    uint64_t size;     /* decoded octets, counted even past the limit */
+    bool too_big;      /* out's max was reached; the rest is discarded */
+    bool bare_newline; /* a bare CR or LF was seen */
+    bool long_line;    /* a line exceeded max_line */
 };
 
-void smtp_data_begin(struct smtp_data *d, struct buf *out, bool bdat, bool binary,
-                     bool reject_bare, size_t max_line);
+void smtp_data_begin(struct smtp_data *d, struct buf *out, bool bdat, bool binary, bool reject_bare,
+                     size_t max_line);
 /*
  * Consumes input. In DATA mode stops right after the terminating
  * CRLF.CRLF and sets *done; the return value counts the terminator.

@@ -9,14 +9,17 @@ struct help_topic {
 };
 
 static const struct help_topic help_topics[] = {
-    {"", {"Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN",
-          "Legacy: SEND SOML SAML (RFC 821)", "HELP <command> describes one command", NULL}},
+    {"",
+     {"Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN",
+      "Legacy: SEND SOML SAML (RFC 821)", "HELP <command> describes one command", NULL}},
     {"HELO", {"HELO <hostname>: identify yourself (plain SMTP)", NULL}},
     {"EHLO", {"EHLO <hostname>: identify yourself and list the extensions", NULL}},
-    {"MAIL", {"MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]",
-              "          [RET=FULL|HDRS] [ENVID=id]: start a message", NULL}},
-    {"RCPT", {"RCPT TO:<address> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY]",
-              "         [ORCPT=rfc822;address]: add a recipient", NULL}},
+    {"MAIL",
+     {"MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]",
+      "          [RET=FULL|HDRS] [ENVID=id]: start a message", NULL}},
+    {"RCPT",
+     {"RCPT TO:<address> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY]",
+      "         [ORCPT=rfc822;address]: add a recipient", NULL}},
     {"DATA", {"DATA: send the message, ended by a line holding only \".\"", NULL}},
     {"BDAT", {"BDAT <size> [LAST]: send the next <size> octets of the message", NULL}},
     {"RSET", {"RSET: abandon the current message", NULL}},

@@ -3,14 +3,13 @@
  * formats replies, keeps the state and the error count. Command semantics
  * live in smtp_server_cmd.c.
  */
+#include "base/xmalloc.h"
 #include "smtp/smtp_server_impl.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/xmalloc.h"
 
 /* Replies never grow without bound: a session that does not read them is
  * closed by the session layer long before this. */

@@ -15,14 +15,14 @@
 #ifndef PETREL_SMTP_SERVER_H
 #define PETREL_SMTP_SERVER_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "base/buf.h"
 #include "smtp/smtp_address.h"
 #include "smtp/smtp_command.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_reply.h"
+
+#include <stdbool.h>
+#include <stdint.h>
 
 enum smtp_state {
     SMTP_STATE_INIT,   /* greeted; HELO/EHLO needed before MAIL */

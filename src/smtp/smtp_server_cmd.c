@@ -376,8 +376,8 @@ cmd_not_offered(struct smtp_server *srv, const struct smtp_command *cmd)
 static size_t
 line_limit(enum smtp_verb v)
 {
-    return v == SMTP_CMD_MAIL || v == SMTP_CMD_RCPT || v == SMTP_CMD_SEND ||
-                   v == SMTP_CMD_SOML || v == SMTP_CMD_SAML
+    return v == SMTP_CMD_MAIL || v == SMTP_CMD_RCPT || v == SMTP_CMD_SEND || v == SMTP_CMD_SOML ||
+                   v == SMTP_CMD_SAML
                ? SMTP_PARAM_LINE_MAX
                : SMTP_CMD_LINE_MAX;
 }
