@@ -25,7 +25,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS = $(wildcard fuzz/fuzz_*.c)
 
-.PHONY: all deps run test unit integration check-format format fuzz clean
+.PHONY: all deps run test unit lint check-format format fuzz clean
 all: $(BUILD)/petreld $(BUILD)/petrel $(UNIT_BINS)
 
 deps:
@@ -61,6 +61,7 @@ run: deps
 # Every test: unit and integration, then the same again under ASan+UBSan,
 # then each fuzz target for a few seconds.
 test: deps
+	@scripts/lint.sh
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all
 	@scripts/run-tests.sh
@@ -70,6 +71,9 @@ unit: all
 
 fuzz: deps
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+lint:
+	@scripts/lint.sh
 
 check-format:
 	@clang-format --dry-run -Werror $(shell git ls-files '*.c' '*.h')

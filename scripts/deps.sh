@@ -2,7 +2,7 @@
 # Installs the Debian packages petrel needs to build and test, when run as
 # root; otherwise prints the exact apt-get line and fails.
 PKGS="gcc make pkg-config libevent-dev libssl-dev libc-ares-dev libcmocka-dev
-libcrypt-dev clang libclang-rt-14-dev python3 python3-pytest swaks curl postfix
+libcrypt-dev clang clang-format libclang-rt-14-dev python3 python3-pytest swaks curl postfix
 dnsmasq-base"
 missing=""
 for p in $PKGS; do
