@@ -13,6 +13,7 @@
 #include "smtp/smtp_server.h"
 
 #include <event2/event.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ struct qmgr {
     struct spool *spool;
     struct config *(*current)(void *arg);
     void *arg;
-    bool stopping;
+    atomic_bool stopping;          /* read by worker threads */
     struct delivery_job *retrying; /* jobs waiting on their timer */
 };
 
@@ -160,13 +161,15 @@ static void
 job_run(struct work *w)
 {
     struct delivery_job *j = (struct delivery_job *)w;
-    struct envelope *e = spool_load(j->q->spool, j->id);
+    struct envelope *e;
     const char *map;
     size_t maplen;
     struct buf journal;
 
     j->deferred = 0;
-    if (e == NULL) {
+    if (atomic_load(&j->q->stopping))
+        return; /* shutting down: the spool keeps it for the next start */
+    if ((e = spool_load(j->q->spool, j->id)) == NULL) {
         log_warn("%s: unreadable queue file, moved to corrupt/", j->id);
         spool_quarantine(j->q->spool, j->id);
         return;
