@@ -273,6 +273,31 @@ daemon_open(struct daemon *d)
     return 0;
 }
 
+/* Frees whatever daemon_start() got to: on a failed start and at exit. */
+static void
+daemon_release(struct daemon *d)
+{
+    listeners_close(d);
+    /* Deliveries still running use the spool: wait for them first. */
+    if (d->pool)
+        workpool_free(d->pool);
+    spool_close(d->spool);
+    qmgr_free(d->qmgr);
+    if (d->shutdown_timer)
+        event_free(d->shutdown_timer);
+    if (d->sig_term) {
+        event_free(d->sig_term);
+        event_free(d->sig_int);
+        event_free(d->sig_hup);
+    }
+    if (d->cf)
+        config_unref(d->cf);
+    if (d->base)
+        event_base_free(d->base);
+    free(d->config_path);
+    memset(d, 0, sizeof(*d));
+}
+
 /* Every session is a descriptor: allow as many as the hard limit does. */
 static void
 raise_fd_limit(void)
@@ -295,11 +320,16 @@ daemon_start(struct daemon *d, const char *config_path)
     d->cf = config_load(config_path, err, sizeof(err));
     if (d->cf == NULL) {
         fprintf(stderr, "%s\n", err);
+        daemon_release(d);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
-    return daemon_open(d);
+    if (daemon_open(d) != 0) {
+        daemon_release(d);
+        return 1;
+    }
+    return 0;
 }
 
 static void
@@ -323,22 +353,10 @@ daemon_run(struct daemon *d)
     log_info("started: hostname %s, spool %s, %zu queued messages", d->cf->hostname, d->cf->spool,
              n);
     event_base_dispatch(d->base);
-    /* Sessions are gone; commits in flight have completed. Wait for
-     * deliveries already running, then release everything. */
-    listeners_close(d);
+    /* Sessions are gone, so no commit is in flight. */
     qmgr_stop(d->qmgr);
     log_spool_stats(d);
-    spool_close(d->spool);
-    workpool_free(d->pool);
-    qmgr_free(d->qmgr);
-    if (d->shutdown_timer)
-        event_free(d->shutdown_timer);
-    event_free(d->sig_term);
-    event_free(d->sig_int);
-    event_free(d->sig_hup);
-    config_unref(d->cf);
-    event_base_free(d->base);
-    free(d->config_path);
+    daemon_release(d);
     log_info("stopped");
     return 0;
 }

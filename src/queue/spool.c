@@ -183,6 +183,31 @@ mkdir_sub(const char *dir, const char *sub, char *err, size_t errlen)
     return 0;
 }
 
+/* A journal whose message is gone: a crash hit between the two unlinks
+ * of spool_remove(). The message was final; the journal is noise. */
+static void
+spool_clean_orphans(struct spool *sp)
+{
+    char id[QUEUE_ID_LEN + 1];
+    struct dirent *de;
+    struct stat st;
+    DIR *d = fdopendir(dup(sp->queue_fd));
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+
+        if (n != QUEUE_ID_LEN + 6 || strcmp(de->d_name + QUEUE_ID_LEN, ".state") != 0)
+            continue;
+        memcpy(id, de->d_name, QUEUE_ID_LEN);
+        id[QUEUE_ID_LEN] = '\0';
+        if (queue_id_valid(id) && fstatat(sp->queue_fd, id, &st, 0) < 0 && errno == ENOENT)
+            unlinkat(sp->queue_fd, de->d_name, 0);
+    }
+    closedir(d);
+}
+
 static void
 spool_clean_tmp(struct spool *sp)
 {
@@ -221,6 +246,7 @@ spool_open(const char *dir, struct workpool *pool, char *err, size_t errlen)
         return NULL;
     }
     spool_clean_tmp(sp);
+    spool_clean_orphans(sp);
     pthread_mutex_init(&sp->lock, NULL);
     pthread_cond_init(&sp->wake, NULL);
     if (pthread_create(&sp->committer, NULL, spool_committer, sp) != 0)
@@ -383,7 +409,8 @@ spool_scan(struct spool *sp, void (*cb)(void *arg, const char *id), void *arg)
         ids[n++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(ids, n, sizeof(*ids), id_cmp); /* ids sort by arrival */
+    if (n > 1)
+        qsort(ids, n, sizeof(*ids), id_cmp); /* ids sort by arrival */
     for (size_t i = 0; i < n; i++) {
         cb(arg, ids[i]);
         free(ids[i]);
