@@ -7,9 +7,11 @@
 #include "queue/envelope.h"
 #include "queue/spool.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int
 usage(void)
@@ -72,6 +74,12 @@ cmd_queue(const char *path)
     if (cf == NULL) {
         fprintf(stderr, "%s\n", err);
         return 2;
+    }
+    snprintf(err, sizeof(err), "%s/queue", cf->spool);
+    if (access(err, R_OK) < 0) { /* never create a spool just to list it */
+        fprintf(stderr, "petrel: cannot read the spool %s: %s\n", err, strerror(errno));
+        config_unref(cf);
+        return 1;
     }
     /* The committer thread is never used here: no pool is needed. */
     sp = spool_open(cf->spool, NULL, err, sizeof(err));

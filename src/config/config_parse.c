@@ -207,6 +207,33 @@ config_dir(struct config_parser *p, const char *path)
     return p->dir;
 }
 
+/* Lexically drops "." and "x/.." components of an absolute path, so logs
+ * show /srv/var/spool rather than /srv/etc/../var/spool. */
+static void
+path_normalize(char *path)
+{
+    char *out = path, *in = path;
+
+    while (*in) {
+        char *seg = in + 1, *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+
+        if (len == 0 || (len == 1 && seg[0] == '.')) {
+            /* "//" or "/.": nothing to keep */
+        } else if (len == 2 && seg[0] == '.' && seg[1] == '.') {
+            while (out > path && *--out != '/')
+                ;
+        } else {
+            memmove(out, in, len + 1);
+            out += len + 1;
+        }
+        in = seg + len;
+    }
+    if (out == path)
+        *out++ = '/';
+    *out = '\0';
+}
+
 char *
 config_resolve_path(struct config_parser *p, const char *path)
 {
@@ -222,6 +249,7 @@ config_resolve_path(struct config_parser *p, const char *path)
     n = strlen(dir) + 1 + strlen(path) + 1;
     out = xmalloc(n);
     snprintf(out, n, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", path);
+    path_normalize(out);
     return out;
 }
 
