@@ -27,4 +27,14 @@ size_t qmgr_recover(struct qmgr *q);
 /* Shutdown: start nothing new; jobs already running finish. */
 void qmgr_stop(struct qmgr *q);
 
+/* Control requests (petrel flush, delete, hold, release), on the loop
+ * thread. flush retries every deferred message now (those with a pending
+ * recipient in domain, or all when domain is NULL) and returns how many.
+ * The others return 0, -ENOENT for an unknown id, or -EBUSY while a
+ * delivery of that message is running (try again). */
+size_t qmgr_flush(struct qmgr *q, const char *domain);
+int qmgr_delete(struct qmgr *q, const char *id);
+int qmgr_hold(struct qmgr *q, const char *id);
+int qmgr_release(struct qmgr *q, const char *id);
+
 #endif

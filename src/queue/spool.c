@@ -90,6 +90,39 @@ commit_write(struct spool *sp, struct spool_commit *c)
     return -r;
 }
 
+static int commit_rename(struct spool *sp, struct spool_commit *c);
+
+int
+spool_store(struct spool *sp, const char *id, const struct str parts[3])
+{
+    struct spool_commit c = {.id = id, .parts = {parts[0], parts[1], parts[2]}};
+    int r;
+
+    if ((r = commit_write(sp, &c)) != 0 || (r = commit_rename(sp, &c)) != 0)
+        return r;
+    atomic_fetch_add(&sp->stats.dir_syncs, 1);
+    if (fsync(sp->queue_fd) < 0)
+        return errno;
+    atomic_fetch_add(&sp->stats.commits, 1);
+    return 0;
+}
+
+int
+spool_hold(struct spool *sp, const char *id, bool hold)
+{
+    const char *from = hold ? "queue" : "hold", *to = hold ? "hold" : "queue";
+    char a[4096], b[4096];
+
+    spool_path(sp, a, sizeof(a), from, id, "");
+    spool_path(sp, b, sizeof(b), to, id, "");
+    if (rename(a, b) < 0)
+        return -errno;
+    spool_path(sp, a, sizeof(a), from, id, ".state");
+    spool_path(sp, b, sizeof(b), to, id, ".state");
+    rename(a, b); /* no journal is fine */
+    return 0;
+}
+
 static int
 commit_rename(struct spool *sp, struct spool_commit *c)
 {
@@ -232,7 +265,8 @@ spool_open(const char *dir, struct workpool *pool, char *err, size_t errlen)
     char path[4096];
 
     if (mkdir_sub(dir, "", err, errlen) < 0 || mkdir_sub(dir, "tmp", err, errlen) < 0 ||
-        mkdir_sub(dir, "queue", err, errlen) < 0 || mkdir_sub(dir, "corrupt", err, errlen) < 0)
+        mkdir_sub(dir, "queue", err, errlen) < 0 || mkdir_sub(dir, "corrupt", err, errlen) < 0 ||
+        mkdir_sub(dir, "hold", err, errlen) < 0)
         return NULL;
     sp = xcalloc(1, sizeof(*sp));
     sp->dir = xstrdup(dir);

@@ -17,6 +17,7 @@
 #include "queue/envelope.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct spool;
@@ -47,7 +48,12 @@ void spool_close(struct spool *sp);
  * has failed (c->error). */
 void spool_commit(struct spool *sp, struct spool_commit *c);
 
-/* Blocking calls, for worker threads and start-up. */
+/* Blocking calls, for worker threads, start-up and the sendmail command. */
+/* Stores one message durably at once (write, fdatasync, rename, fsync of
+ * queue/): for bounces and local submission. 0 or an errno value. */
+int spool_store(struct spool *sp, const char *id, const struct str parts[3]);
+/* Moves a message and its journal between queue/ and hold/. 0 or -errno. */
+int spool_hold(struct spool *sp, const char *id, bool hold);
 /* Appends lines to <id>.state and fdatasyncs it. 0 or -errno. */
 int spool_journal(struct spool *sp, const char *id, const char *lines, size_t n);
 /* Removes a message whose recipients are all final. 0 or -errno. */
