@@ -15,7 +15,8 @@
 
 enum action_kind {
     ACTION_MAILDIR, /* action "x" maildir "/var/mail/%{user}" users <t> aliases <t> */
-    ACTION_RELAY,   /* action "x" relay */
+    ACTION_RELAY,   /* action "x" relay [host H [port N]]: MX lookup, or a smarthost */
+    ACTION_LMTP,    /* action "x" lmtp HOST port N (RFC 2033) */
 };
 
 struct action {
@@ -24,6 +25,8 @@ struct action {
     char *maildir;         /* path template: %{user} = mailbox name */
     struct table *users;   /* borrowed from config->tables; NULL = every local part is a user */
     struct table *aliases; /* borrowed; may be NULL */
+    char *host;            /* relay: smarthost or NULL for MX; lmtp: server */
+    int port;              /* 0 = `remote port` */
 };
 
 enum match_from {
@@ -62,6 +65,8 @@ enum bare_newline_policy {
     BARE_NEWLINE_REJECT,    /* message refused with 554 5.6.0 */
 };
 
+#define CONFIG_RETRY_MAX 16
+
 struct config {
     int refs;
     char *path;
@@ -93,6 +98,18 @@ struct config {
     char *utmp_file;                       /* utmp-file "PATH", default "/var/run/utmp" */
     enum bare_newline_policy bare_newline; /* bare-newline normalize|reject */
     char recipient_delimiter;              /* recipient-delimiter "+", '\0' = off */
+
+    /* outbound delivery */
+    unsigned retry[CONFIG_RETRY_MAX]; /* retry 5m 10m 20m 40m 1h 2h 4h */
+    unsigned nretry;
+    unsigned expire;        /* expire 5d: then bounce */
+    unsigned delay_warning; /* delay-warning 4h | off (0, default) */
+    char *resolver;         /* resolver HOST port N; NULL = /etc/resolv.conf */
+    int resolver_port;
+    int remote_port;              /* remote port 25 */
+    unsigned max_outbound;        /* limit outbound-connections 20 */
+    unsigned max_per_destination; /* limit destination-connections 4 */
+    bool double_bounce_notice;    /* double-bounce-notice on|off (off) */
 };
 
 /*

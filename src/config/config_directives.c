@@ -301,14 +301,16 @@ config_parse_action(struct config_parser *p, struct config_args *a)
     if (config_args_accept(a, "maildir")) {
         r = parse_maildir(p, a, &act);
     } else if (config_args_accept(a, "relay")) {
-        act.kind = ACTION_RELAY;
-        r = config_args_end(p, a);
+        r = config_parse_action_relay(p, a, &act);
+    } else if (config_args_accept(a, "lmtp")) {
+        r = config_parse_action_lmtp(p, a, &act);
     } else {
-        r = config_args_unexpected(p, a, "\"maildir\" or \"relay\"");
+        r = config_args_unexpected(p, a, "\"maildir\", \"relay\" or \"lmtp\"");
     }
     if (r < 0) {
         free(act.name);
         free(act.maildir);
+        free(act.host);
         return -1;
     }
     p->cf->actions = xrealloc(p->cf->actions, (p->cf->nactions + 1) * sizeof(*p->cf->actions));

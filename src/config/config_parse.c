@@ -64,6 +64,15 @@ static const struct config_option config_options[] = {
     {"terminal-delivery", NULL, OPT_FLAG, FIELD(terminal_delivery)},
     {"utmp-file", .parse = config_parse_utmp},
     {"bare-newline", .parse = config_parse_bare_newline},
+    {"retry", .parse = config_parse_retry},
+    {"expire", .parse = config_parse_expire},
+    {"delay-warning", .parse = config_parse_delay_warning},
+    {"resolver", .parse = config_parse_resolver},
+    {"remote", .parse = config_parse_remote},
+    {"limit", "outbound-connections", OPT_COUNT, FIELD(max_outbound), .min = 1, .max = 100000},
+    {"limit", "destination-connections", OPT_COUNT, FIELD(max_per_destination), .min = 1,
+     .max = 10000},
+    {"double-bounce-notice", NULL, OPT_FLAG, FIELD(double_bounce_notice)},
     {"recipient-delimiter", .parse = config_parse_delimiter},
 };
 
@@ -401,6 +410,15 @@ config_defaults(struct config *cf)
     cf->timeout_shutdown = 30;
     cf->bare_newline = BARE_NEWLINE_NORMALIZE;
     cf->recipient_delimiter = '+';
+    /* RFC 5321 4.5.4.1: retry after at least 30 minutes is the norm; the
+     * first retries come sooner, as in the anchors, then back off. */
+    static const unsigned retry[] = {300, 600, 1200, 2400, 3600, 7200, 14400};
+    memcpy(cf->retry, retry, sizeof(retry));
+    cf->nretry = sizeof(retry) / sizeof(retry[0]);
+    cf->expire = 5 * 86400; /* RFC 5321 4.5.4.1: give up after 4-5 days */
+    cf->remote_port = 25;
+    cf->max_outbound = 20;
+    cf->max_per_destination = 4;
 }
 
 static void
@@ -411,6 +429,7 @@ config_free(struct config *cf)
     for (size_t i = 0; i < cf->nactions; i++) {
         free(cf->actions[i].name);
         free(cf->actions[i].maildir);
+        free(cf->actions[i].host);
     }
     for (size_t i = 0; i < cf->nrules; i++)
         free(cf->rules[i].domain);
@@ -420,6 +439,7 @@ config_free(struct config *cf)
     free(cf->listens);
     free(cf->spool);
     free(cf->utmp_file);
+    free(cf->resolver);
     free(cf->path);
     free(cf);
 }

@@ -66,6 +66,14 @@ int config_args_number(struct config_parser *p, struct config_args *a, uint64_t 
 int config_parse_hostname(struct config_parser *p, struct config_args *a);
 int config_parse_spool(struct config_parser *p, struct config_args *a);
 int config_parse_utmp(struct config_parser *p, struct config_args *a);
+/* Outbound delivery, in config_outbound.c. */
+int config_parse_retry(struct config_parser *p, struct config_args *a);
+int config_parse_expire(struct config_parser *p, struct config_args *a);
+int config_parse_delay_warning(struct config_parser *p, struct config_args *a);
+int config_parse_resolver(struct config_parser *p, struct config_args *a);
+int config_parse_remote(struct config_parser *p, struct config_args *a);
+int config_parse_action_relay(struct config_parser *p, struct config_args *a, struct action *act);
+int config_parse_action_lmtp(struct config_parser *p, struct config_args *a, struct action *act);
 int config_parse_listen(struct config_parser *p, struct config_args *a);
 int config_parse_table(struct config_parser *p, struct config_args *a);
 int config_parse_action(struct config_parser *p, struct config_args *a);

@@ -250,7 +250,7 @@ route_alias_address(struct route_ctx *ctx, const char *target, const char *at)
     if (rule == NULL)
         return smtp_reply_set(ctx->err, 451, "4.3.5", "%s: no route for alias target \"%s\"",
                               ctx->rcpt, target);
-    if (rule->action->kind == ACTION_RELAY) {
+    if (rule->action->kind != ACTION_MAILDIR) {
         if (snprintf(address, sizeof(address), "%s@%s", local, domain) >= (int)sizeof(address))
             return smtp_reply_set(ctx->err, 451, "4.3.5", "%s: alias target too long", ctx->rcpt);
         return add_target(ctx, ROUTE_RELAY, rule->action, "", address);
@@ -391,7 +391,7 @@ route_rcpt(struct route_ctx *ctx, const struct route_client *cl, const struct sm
     rule = rule_find(ctx->cf, cl, domain);
     if (rule == NULL)
         return smtp_reply_set(ctx->err, 550, "5.7.1", "%s: relay access denied", ctx->rcpt);
-    if (rule->action->kind == ACTION_RELAY)
+    if (rule->action->kind != ACTION_MAILDIR) /* relay, smarthost or LMTP */
         return route_relay(ctx, rule->action, rcpt, domain);
     /* "a%b@ours", "b!a@ours", "\"a@b\"@ours" would make us a relay. */
     if (has_routing(rcpt->local))

@@ -111,6 +111,49 @@ abs_path(const char *rel)
 }
 
 static void
+test_outbound(void **state)
+{
+    struct config *cf = load(LISTEN "retry 1m 2m 1h\nexpire 2d\ndelay-warning 4h\n"
+                                    "resolver 127.0.0.1 port 5353\nremote port 2526\n"
+                                    "limit outbound-connections 7\n"
+                                    "limit destination-connections 2\n"
+                                    "double-bounce-notice on\n"
+                                    "action \"mx\" relay\n"
+                                    "action \"smart\" relay host smtp.example.net port 587\n"
+                                    "action \"dovecot\" lmtp 127.0.0.1 port 24\n"
+                                    "match from local for domain \"lmtp.test\" action \"dovecot\"\n"
+                                    "match from local for any action \"smart\"\n");
+
+    (void)state;
+    if (cf == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(cf->nretry, 3);
+    assert_int_equal(cf->retry[2], 3600);
+    assert_int_equal(cf->expire, 2 * 86400);
+    assert_int_equal(cf->delay_warning, 4 * 3600);
+    assert_string_equal(cf->resolver, "127.0.0.1");
+    assert_int_equal(cf->resolver_port, 5353);
+    assert_int_equal(cf->remote_port, 2526);
+    assert_int_equal(cf->max_outbound, 7);
+    assert_int_equal(cf->max_per_destination, 2);
+    assert_true(cf->double_bounce_notice);
+    assert_int_equal(cf->actions[0].kind, ACTION_RELAY);
+    assert_null(cf->actions[0].host);
+    assert_string_equal(cf->actions[1].host, "smtp.example.net");
+    assert_int_equal(cf->actions[1].port, 587);
+    assert_int_equal(cf->actions[2].kind, ACTION_LMTP);
+    assert_int_equal(cf->actions[2].port, 24);
+    config_unref(cf);
+
+    expect_error(LISTEN "retry\n", "petrel.conf:2: retry: missing a duration");
+    expect_error(LISTEN "retry 5x\n", "petrel.conf:2: retry: invalid duration \"5x\"");
+    expect_error(LISTEN "expire 1s\n", "petrel.conf:2: expire: invalid duration \"1s\"");
+    expect_error(LISTEN "resolver 127.0.0.1\n", "petrel.conf:2: resolver: missing \"port\"");
+    expect_error(LISTEN "action \"l\" lmtp 127.0.0.1\n", "petrel.conf:2: action: missing \"port\"");
+    expect_error(LISTEN "remote port 0\n", "petrel.conf:2: remote: 0 is out of range (1-65535)");
+}
+
+static void
 test_defaults(void **state)
 {
     struct config *cf = load(LISTEN);
@@ -141,6 +184,16 @@ test_defaults(void **state)
     assert_false(cf->terminal_delivery);
     assert_int_equal(cf->bare_newline, BARE_NEWLINE_NORMALIZE);
     assert_int_equal(cf->recipient_delimiter, '+');
+    assert_int_equal(cf->nretry, 7);
+    assert_int_equal(cf->retry[0], 300);
+    assert_int_equal(cf->retry[6], 14400);
+    assert_int_equal(cf->expire, 5 * 86400);
+    assert_int_equal(cf->delay_warning, 0);
+    assert_null(cf->resolver);
+    assert_int_equal(cf->remote_port, 25);
+    assert_int_equal(cf->max_outbound, 20);
+    assert_int_equal(cf->max_per_destination, 4);
+    assert_false(cf->double_bounce_notice);
     config_unref(cf);
 }
 
@@ -659,7 +712,7 @@ test_errors_actions(void **state)
 {
     static const struct error_case cases[] = {
         {LISTEN "action\n", "petrel.conf:2: action: missing an action name"},
-        {LISTEN "action x\n", "petrel.conf:2: action: missing \"maildir\" or \"relay\""},
+        {LISTEN "action x\n", "petrel.conf:2: action: missing \"maildir\", \"relay\" or \"lmtp\""},
         {LISTEN "action x mbox \"/m\"\n",
          "petrel.conf:2: action: expected \"maildir\" or \"relay\", found \"mbox\""},
         {LISTEN "action x maildir\n", "petrel.conf:2: action: missing a maildir path"},
@@ -759,6 +812,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_outbound),
         cmocka_unit_test(test_full_grammar),
         cmocka_unit_test(test_flags_off_and_delimiter_none),
         cmocka_unit_test(test_strings_and_comments),
