@@ -10,7 +10,7 @@ SANFLAGS =
 endif
 
 CC      ?= cc
-PKGS     = libevent libevent_pthreads
+PKGS     = libevent libevent_pthreads libcares
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wimplicit-fallthrough -Wvla -Wpointer-arith -Wno-format-nonliteral -Wno-format-truncation
 CFLAGS  ?= -O2 -g
@@ -18,15 +18,15 @@ ALLCFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Isrc \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lpthread
 
-LIB_SRCS  = $(wildcard src/base/*.c src/event/*.c src/config/*.c src/smtp/*.c src/queue/*.c \
-                       src/delivery/*.c src/inbound/*.c)
+LIB_SRCS  = $(wildcard src/base/*.c src/event/*.c src/net/*.c src/config/*.c src/smtp/*.c src/queue/*.c \
+                       src/delivery/*.c src/inbound/*.c src/control/*.c src/submit/*.c)
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS = $(wildcard fuzz/fuzz_*.c)
 
 .PHONY: all deps run test unit lint check-format format fuzz clean
-all: $(BUILD)/petreld $(BUILD)/petrel $(UNIT_BINS)
+all: $(BUILD)/petreld $(BUILD)/petrel $(BUILD)/sendmail $(BUILD)/mailq $(UNIT_BINS) $(BUILD)/tests/tools/resolve
 
 deps:
 	@scripts/deps.sh
@@ -48,10 +48,19 @@ $(BUILD)/petrel: $(BUILD)/src/cmd/petrel.o $(BUILD)/libpetrel.a
 	@echo "  LD      $@"
 	@$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
 
+# argv[0] dispatch: petrel behaves as sendmail(1) or mailq(1) under those names.
+$(BUILD)/sendmail $(BUILD)/mailq: $(BUILD)/petrel
+	@ln -sf petrel $@
+
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libpetrel.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# DNS lookups from the command line, for tests/integration/test_resolver.py
+$(BUILD)/tests/tools/resolve: $(BUILD)/tests/tools/resolve.o $(BUILD)/libpetrel.a
+	@echo "  LD      $@"
+	@$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
 
 run: deps
 	@$(MAKE) --no-print-directory all

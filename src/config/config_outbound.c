@@ -48,8 +48,8 @@ config_parse_retry(struct config_parser *p, struct config_args *a)
 int
 config_parse_expire(struct config_parser *p, struct config_args *a)
 {
-    return duration_arg(p, a, "expire", 60, 8 * WEEKS, &p->cf->expire) < 0 ? -1
-                                                                           : config_args_end(p, a);
+    return duration_arg(p, a, "expire", 1, 8 * WEEKS, &p->cf->expire) < 0 ? -1
+                                                                          : config_args_end(p, a);
 }
 
 int
@@ -59,7 +59,7 @@ config_parse_delay_warning(struct config_parser *p, struct config_args *a)
         p->cf->delay_warning = 0;
         return config_args_end(p, a);
     }
-    return duration_arg(p, a, "delay-warning", 60, 8 * WEEKS, &p->cf->delay_warning) < 0
+    return duration_arg(p, a, "delay-warning", 1, 8 * WEEKS, &p->cf->delay_warning) < 0
                ? -1
                : config_args_end(p, a);
 }

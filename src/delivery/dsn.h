@@ -6,10 +6,10 @@
 #ifndef PETREL_DSN_H
 #define PETREL_DSN_H
 
+#include "base/buf.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "base/buf.h"
 
 enum dsn_kind {
     DSN_FAILURE, /* permanent failure or expiry */
@@ -18,13 +18,13 @@ enum dsn_kind {
 };
 
 struct dsn_rcpt {
-    const char *address;    /* Final-Recipient: rfc822;address */
-    const char *orcpt;      /* Original-Recipient, RFC 3461 xtext "rfc822;..." or "" */
-    const char *action;     /* "failed", "delayed", "delivered", "relayed", "expanded" */
-    const char *status;     /* "5.1.1" */
-    const char *remote_mta; /* "mx.example.net" or "" */
-    const char *diagnostic; /* the remote reply "550 5.1.1 no such user", or "" */
-    int64_t last_attempt;   /* unix time, 0 = unknown */
+    const char *address;      /* Final-Recipient: rfc822;address */
+    const char *orcpt;        /* Original-Recipient, RFC 3461 xtext "rfc822;..." or "" */
+    const char *action;       /* "failed", "delayed", "delivered", "relayed", "expanded" */
+    const char *status;       /* "5.1.1" */
+    const char *remote_mta;   /* "mx.example.net" or "" */
+    const char *diagnostic;   /* the remote reply "550 5.1.1 no such user", or "" */
+    int64_t last_attempt;     /* unix time, 0 = unknown */
     int64_t will_retry_until; /* for delays, 0 = omit */
 };
 
@@ -39,8 +39,8 @@ struct dsn_report {
     size_t message_len;
     const struct dsn_rcpt *rcpts;
     size_t nrcpts;
-    int64_t now;               /* Date: and Message-ID, passed in for tests */
-    const char *unique;        /* makes Message-ID and the boundary unique (queue id) */
+    int64_t now;        /* Date: and Message-ID, passed in for tests */
+    const char *unique; /* makes Message-ID and the boundary unique (queue id) */
 };
 
 /*

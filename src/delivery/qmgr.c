@@ -1,51 +1,271 @@
 /*
- * Queue manager; see qmgr.h. A message has at most one delivery job at a
- * time (a job per commit, per retry timer, per recovered file), so its
- * journal is only ever appended by one thread.
+ * Queue manager scheduling; see qmgr.h and qmgr_impl.h. Every queued
+ * message has a struct qmsg while the daemon runs (ids and timers only;
+ * envelopes are loaded for the length of a pass). A message has at most
+ * one pass running, so its journal is only ever appended by one thread.
  */
 #include "delivery/qmgr.h"
 
-#include "base/buf.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
-#include "delivery/maildir.h"
-#include "delivery/terminal.h"
-#include "smtp/smtp_server.h"
+#include "delivery/qmgr_impl.h"
 
+#include <errno.h>
 #include <event2/event.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define RETRY_FIRST 60 /* seconds */
-#define RETRY_MAX 3600
+static void qmsg_pass(struct qmsg *m);
 
-struct qmgr {
-    struct event_base *base;
-    struct workpool *pool;
-    struct spool *spool;
-    struct config *(*current)(void *arg);
-    void *arg;
-    atomic_bool stopping;          /* read by worker threads */
-    struct delivery_job *retrying; /* jobs waiting on their timer */
+/* ---- recipient bookkeeping (any thread; one pass per message) ---- */
+
+bool
+qmgr_rcpt_due(const struct qmsg *m, const struct envelope_rcpt *r)
+{
+    return r->state == RCPT_PENDING && (m->flush || r->next_attempt <= m->now);
+}
+
+static void
+journal(struct qmsg *m, size_t i, char kind)
+{
+    if (envelope_journal_line(m->env, i, kind, &m->journal) < 0)
+        log_warn("%s: journal too large", m->id);
+}
+
+static void
+set_error(struct envelope_rcpt *r, const char *text)
+{
+    free(r->error);
+    r->error = xstrdup(text);
+}
+
+void
+qmgr_rcpt_delivered(struct qmsg *m, size_t i, const char *text)
+{
+    m->env->rcpts[i].state = RCPT_DELIVERED;
+    set_error(&m->env->rcpts[i], text);
+    journal(m, i, 'd');
+}
+
+void
+qmgr_rcpt_failed(struct qmsg *m, size_t i, const char *text)
+{
+    m->env->rcpts[i].state = RCPT_FAILED;
+    set_error(&m->env->rcpts[i], text);
+    journal(m, i, 'f');
+}
+
+void
+qmgr_rcpt_deferred(struct qmsg *m, size_t i, const char *text)
+{
+    struct envelope_rcpt *r = &m->env->rcpts[i];
+    unsigned n = m->cf->nretry, step = r->attempts < n ? r->attempts : n - 1;
+
+    r->attempts++;
+    r->next_attempt = m->now + m->cf->retry[step];
+    set_error(r, text);
+    journal(m, i, 't');
+}
+
+void
+qmgr_log(const struct envelope *e, const struct envelope_rcpt *r, const char *relay,
+         const char *status, const char *text)
+{
+    bool orig = strcmp(r->orig, r->address) != 0;
+
+    log_info("%s: to=<%s>%s%s%s, relay=%s, delay=%.0f, status=%s (%s)", e->id, r->address,
+             orig ? ", orig_to=<" : "", orig ? r->orig : "", orig ? ">" : "", relay,
+             difftime(time(NULL), (time_t)e->arrival), status, text);
+}
+
+/* ---- the message table ---- */
+
+static struct qmsg *
+qmsg_find(struct qmgr *q, const char *id)
+{
+    for (struct qmsg *m = q->msgs; m; m = m->next)
+        if (strcmp(m->id, id) == 0)
+            return m;
+    return NULL;
+}
+
+static void
+qmsg_free(struct qmsg *m)
+{
+    struct qmgr *q = m->q;
+
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        q->msgs = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    q->nmsgs--;
+    if (m->timer)
+        event_free(m->timer);
+    buf_free(&m->journal);
+    free(m);
+}
+
+static void
+qmsg_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    qmsg_pass(arg);
+}
+
+static void
+qmsg_schedule(struct qmsg *m, int64_t when)
+{
+    struct timeval tv = {0, 0};
+    int64_t now = time(NULL);
+
+    m->due = when;
+    if (m->timer == NULL)
+        m->timer = evtimer_new(m->q->base, qmsg_timer, m);
+    tv.tv_sec = when > now ? when - now : 0;
+    evtimer_add(m->timer, &tv);
+}
+
+static struct qmsg *
+qmsg_get(struct qmgr *q, const char *id)
+{
+    struct qmsg *m = qmsg_find(q, id);
+
+    if (m)
+        return m;
+    m = xcalloc(1, sizeof(*m));
+    m->q = q;
+    snprintf(m->id, sizeof(m->id), "%s", id);
+    buf_init(&m->journal, 1u << 24);
+    m->next = q->msgs;
+    if (q->msgs)
+        q->msgs->prev = m;
+    q->msgs = m;
+    q->nmsgs++;
+    return m;
+}
+
+/* ---- a pass: local (worker), remote (loop), finish (worker) ---- */
+
+static void
+pass_end(struct qmsg *m)
+{
+    struct envelope *e = m->env;
+    int64_t next = 0;
+
+    for (int i = 0; i < m->ndsns; i++)
+        qmgr_submit(m->q, m->new_dsns[i]);
+    m->ndsns = 0;
+    m->running = m->flush = false;
+    for (size_t i = 0; e && !m->removed && i < e->nrcpts; i++)
+        if (e->rcpts[i].state == RCPT_PENDING && (next == 0 || e->rcpts[i].next_attempt < next))
+            next = e->rcpts[i].next_attempt;
+    envelope_free(e);
+    m->env = NULL;
+    config_unref(m->cf);
+    m->cf = NULL;
+    buf_reset(&m->journal);
+    if (e == NULL || m->removed || m->deleted || next == 0) {
+        qmsg_free(m);
+        return;
+    }
+    if (!m->held && !atomic_load(&m->q->stopping))
+        qmsg_schedule(m, next);
+}
+
+static void
+finish_run(struct work *w)
+{
+    qmgr_finish_run((struct qmsg *)((char *)w - offsetof(struct qmsg, work)));
+}
+
+static void
+finish_done(struct work *w)
+{
+    pass_end((struct qmsg *)((char *)w - offsetof(struct qmsg, work)));
+}
+
+static void
+pass_finish(struct qmsg *m)
+{
+    m->work = (struct work){.run = finish_run, .done = finish_done};
+    workpool_submit(m->q->pool, &m->work);
+}
+
+static void remote_start(struct qmsg *m);
+
+static bool
+remote_due(const struct qmsg *m)
+{
+    for (size_t i = 0; i < m->env->nrcpts; i++)
+        if (m->env->rcpts[i].kind == RCPT_RELAY && qmgr_rcpt_due(m, &m->env->rcpts[i]))
+            return true;
+    return false;
+}
+
+static void
+local_run(struct work *w)
+{
+    struct qmsg *m = (struct qmsg *)((char *)w - offsetof(struct qmsg, work));
+
+    if (atomic_load(&m->q->stopping))
+        return;
+    qmgr_local_run(m);
+    if (m->env && !remote_due(m)) { /* nothing for step 2: finish here */
+        qmgr_finish_run(m);
+        m->finished = true;
+    }
+}
+
+static void
+local_done(struct work *w)
+{
+    struct qmsg *m = (struct qmsg *)((char *)w - offsetof(struct qmsg, work));
+
+    if (m->env == NULL || m->finished) { /* done, gone, unreadable, or shutting down */
+        m->finished = false;
+        pass_end(m);
+        return;
+    }
+    remote_start(m);
+}
+
+static void
+qmsg_pass(struct qmsg *m)
+{
+    if (m->running || m->held || atomic_load(&m->q->stopping))
+        return;
+    m->running = true;
+    m->now = time(NULL);
+    m->cf = m->q->current(m->q->arg);
+    m->work = (struct work){.run = local_run, .done = local_done};
+    workpool_submit(m->q->pool, &m->work);
+}
+
+/* ---- step 2: remote recipients, grouped by destination ---- */
+
+struct remote_batch {
+    struct mta_request req;
+    struct qmsg *m;
+    const char *map;
+    size_t maplen;
+    size_t idx[];
 };
 
-struct delivery_job {
-    struct work work;
-    struct qmgr *q;
-    struct config *cf;
-    char id[QUEUE_ID_LEN + 1];
-    unsigned attempt;
-    size_t deferred; /* local recipients to retry */
-    struct event *timer;
-    struct delivery_job *next_retry;
-};
+static const char *
+rcpt_domain(const struct envelope_rcpt *r)
+{
+    const char *at = strrchr(r->address, '@');
+
+    return at ? at + 1 : "";
+}
 
 static const struct action *
-action_find(const struct config *cf, const char *name)
+action_named(const struct config *cf, const char *name)
 {
     for (size_t i = 0; i < cf->nactions; i++)
         if (strcmp(cf->actions[i].name, name) == 0)
@@ -53,227 +273,124 @@ action_find(const struct config *cf, const char *name)
     return NULL;
 }
 
-static double
-delay_since(int64_t arrival)
-{
-    return difftime(time(NULL), (time_t)arrival);
-}
-
-/* Writes to every terminal of the user; true if one took it. */
-static bool
-deliver_terminals(const struct config *cf, const struct envelope *e, const char *user,
-                  const char *msg, size_t len)
-{
-    char ttys[TERMINAL_MAX][40];
-    int n = terminal_find(cf->utmp_file, user, ttys, TERMINAL_MAX);
-    bool ok = false;
-
-    for (int i = 0; i < n; i++)
-        ok |= terminal_write(ttys[i], e->sender, msg, len) == 0;
-    return ok;
-}
-
-static int
-deliver_mailbox(const struct action *a, const struct envelope *e, const struct envelope_rcpt *r,
-                const char *msg, size_t len, char *err, size_t errlen)
-{
-    char dir[4096], head[1200];
-
-    if (maildir_path(a->maildir, r->user, dir, sizeof(dir), err, errlen) < 0)
-        return -1;
-    /* RFC 5321 4.4: the final delivery adds Return-Path. */
-    snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n", e->sender, r->address);
-    if (maildir_deliver(dir, head, msg, len, err, errlen) < 0)
-        return 0;
-    snprintf(err, errlen, "delivered to maildir %s", dir);
-    return 1;
-}
-
-/*
- * One local recipient, honouring RFC 821 SEND/SOML/SAML when terminal
- * delivery is on. Returns 1 delivered, 0 deferred, -1 failed for good.
- */
-static int
-deliver_one(struct delivery_job *j, const struct envelope *e, const struct envelope_rcpt *r,
-            const char *msg, size_t len, char *err, size_t errlen)
-{
-    const struct action *a = action_find(j->cf, r->action);
-    int mode = j->cf->terminal_delivery ? e->mode : SMTP_MODE_MAIL;
-    bool tty;
-
-    if (a == NULL || a->kind != ACTION_MAILDIR) {
-        snprintf(err, errlen, "no maildir action \"%s\" in the configuration", r->action);
-        return 0;
-    }
-    if (mode == SMTP_MODE_MAIL)
-        return deliver_mailbox(a, e, r, msg, len, err, errlen);
-    tty = deliver_terminals(j->cf, e, r->user, msg, len);
-    if (mode == SMTP_MODE_SEND || (mode == SMTP_MODE_SOML && tty)) {
-        snprintf(err, errlen, tty ? "written to the terminal" : "user is not logged in");
-        return tty ? 1 : -1;
-    }
-    return deliver_mailbox(a, e, r, msg, len, err, errlen); /* SOML not logged in, SAML */
-}
-
 static void
-log_result(const struct envelope *e, const struct envelope_rcpt *r, const char *status,
-           const char *text)
+remote_done(struct mta_request *req)
 {
-    log_info("%s: to=<%s>%s%s%s, relay=%s, delay=%.0f, status=%s (%s)", e->id, r->address,
-             strcmp(r->orig, r->address) ? ", orig_to=<" : "",
-             strcmp(r->orig, r->address) ? r->orig : "", strcmp(r->orig, r->address) ? ">" : "",
-             r->kind == RCPT_MAILDIR ? "maildir" : "none", delay_since(e->arrival), status, text);
-}
+    struct remote_batch *b = req->arg;
+    struct qmsg *m = b->m;
 
-/* Delivers every pending Maildir recipient; journals outcomes. */
-static void
-deliver_rcpts(struct delivery_job *j, struct envelope *e, const char *msg, size_t len,
-              struct buf *journal)
-{
-    char err[512];
+    for (size_t k = 0; k < req->nrcpts; k++) {
+        const struct mta_result *res = &req->results[k];
+        size_t i = b->idx[k];
+        char text[700];
 
-    for (size_t i = 0; i < e->nrcpts; i++) {
-        struct envelope_rcpt *r = &e->rcpts[i];
-        int rc;
-
-        if (r->state != RCPT_PENDING)
-            continue;
-        if (r->kind == RCPT_RELAY) {
-            if (j->attempt == 0)
-                log_result(e, r, "deferred", "outbound delivery is not available yet");
-            continue;
-        }
-        rc = deliver_one(j, e, r, msg, len, err, sizeof(err));
-        if (rc > 0) {
-            r->state = RCPT_DELIVERED;
-            (void)!buf_printf(journal, "d %zu\n", i);
-        } else if (rc < 0) {
-            r->state = RCPT_FAILED;
-            (void)!buf_printf(journal, "f %zu %s\n", i, "-");
+        snprintf(text, sizeof(text), "%s%s%d %s %s", res->host, res->host[0] ? ": " : "",
+                 res->reply.code, res->reply.status ? res->reply.status : "", res->reply.text);
+        if (res->reply.code / 100 == 4 && atomic_load(&m->q->stopping))
+            continue; /* cut short by shutdown: not an attempt */
+        if (res->reply.code / 100 == 2) {
+            m->env->rcpts[i].dsn_passed = res->dsn_passed;
+            qmgr_rcpt_delivered(m, i, text);
+        } else if (res->reply.code / 100 == 5) {
+            qmgr_rcpt_failed(m, i, text);
         } else {
-            j->deferred++;
+            qmgr_rcpt_deferred(m, i, text);
         }
-        log_result(e, r, rc > 0 ? "sent" : rc < 0 ? "bounced" : "deferred", err);
+        qmgr_log(m->env, &m->env->rcpts[i], res->host[0] ? res->host : "none",
+                 res->reply.code / 100 == 2   ? "sent"
+                 : res->reply.code / 100 == 5 ? "bounced"
+                                              : "deferred",
+                 text);
     }
+    spool_unmap(b->map, b->maplen);
+    free(req->results);
+    free(b);
+    if (--m->remote_pending == 0)
+        pass_finish(m);
+}
+
+/* Collects the due recipients of r's destination (same action and domain)
+ * into one request, marking them taken. */
+static void
+remote_group(struct qmsg *m, size_t first, bool *taken, const char *map, size_t maplen)
+{
+    struct envelope *e = m->env;
+    const struct envelope_rcpt *r = &e->rcpts[first];
+    struct remote_batch *b = xcalloc(1, sizeof(*b) + e->nrcpts * sizeof(size_t));
+    size_t n = 0;
+
+    for (size_t i = first; i < e->nrcpts; i++) {
+        const struct envelope_rcpt *o = &e->rcpts[i];
+
+        if (taken[i] || o->kind != RCPT_RELAY || !qmgr_rcpt_due(m, o) ||
+            strcmp(o->action, r->action) != 0 || strcasecmp(rcpt_domain(o), rcpt_domain(r)) != 0)
+            continue;
+        taken[i] = true;
+        b->idx[n++] = i;
+    }
+    b->m = m;
+    b->map = map;
+    b->maplen = maplen;
+    b->req = (struct mta_request){
+        .env = e,
+        .rcpts = b->idx,
+        .nrcpts = n,
+        .msg = map + e->data_offset,
+        .len = maplen - e->data_offset,
+        .domain = rcpt_domain(r),
+        .action = action_named(m->cf, r->action),
+        .done = remote_done,
+        .arg = b,
+        .results = xcalloc(n, sizeof(struct mta_result)),
+    };
+    m->remote_pending++;
+    mta_submit(m->q->mta, &b->req);
 }
 
 static void
-job_run(struct work *w)
+remote_start(struct qmsg *m)
 {
-    struct delivery_job *j = (struct delivery_job *)w;
-    struct envelope *e;
-    const char *map;
-    size_t maplen;
-    struct buf journal;
+    struct envelope *e = m->env;
+    bool *taken = xcalloc(e->nrcpts ? e->nrcpts : 1, sizeof(bool));
 
-    j->deferred = 0;
-    if (atomic_load(&j->q->stopping))
-        return; /* shutting down: the spool keeps it for the next start */
-    if ((e = spool_load(j->q->spool, j->id)) == NULL) {
-        log_warn("%s: unreadable queue file, moved to corrupt/", j->id);
-        spool_quarantine(j->q->spool, j->id);
-        return;
-    }
-    if (spool_map(j->q->spool, j->id, &map, &maplen) < 0) {
-        j->deferred = 1;
-        envelope_free(e);
-        return;
-    }
-    buf_init(&journal, 1u << 24);
-    deliver_rcpts(j, e, map + e->data_offset, maplen - e->data_offset, &journal);
-    spool_unmap(map, maplen);
-    /* Every recipient final: removing the message records that, no journal
-     * needed. Otherwise the outcomes must be durable before we go on; if
-     * they are not, the next attempt repeats them (a duplicate, never a loss). */
-    if (envelope_pending(e) == 0) {
-        if (spool_remove(j->q->spool, j->id) == 0)
-            log_info("%s: removed", j->id);
-    } else if (journal.len && spool_journal(j->q->spool, j->id, journal.data, journal.len) < 0) {
-        j->deferred = 1;
-    }
-    buf_free(&journal);
-    envelope_free(e);
-}
+    m->remote_pending = 1; /* held until every group is submitted */
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        const char *map;
+        size_t maplen;
 
-static void job_start(struct delivery_job *j);
-
-static void
-job_retry(evutil_socket_t fd, short what, void *arg)
-{
-    struct delivery_job *j = arg, **pp;
-
-    (void)fd;
-    (void)what;
-    for (pp = &j->q->retrying; *pp; pp = &(*pp)->next_retry)
-        if (*pp == j) {
-            *pp = j->next_retry;
+        if (taken[i] || e->rcpts[i].kind != RCPT_RELAY || !qmgr_rcpt_due(m, &e->rcpts[i]))
+            continue;
+        if (m->q->mta == NULL || action_named(m->cf, e->rcpts[i].action) == NULL) {
+            taken[i] = true;
+            qmgr_rcpt_deferred(m, i, "4.3.5 no outbound route in the configuration");
+            continue;
+        }
+        if (spool_map(m->q->spool, m->id, &map, &maplen) < 0)
             break;
-        }
-    job_start(j);
-}
-
-static void
-job_free(struct delivery_job *j)
-{
-    if (j->timer)
-        event_free(j->timer);
-    if (j->cf)
-        config_unref(j->cf);
-    free(j);
-}
-
-static void
-job_done(struct work *w)
-{
-    struct delivery_job *j = (struct delivery_job *)w;
-    struct qmgr *q = j->q;
-    struct timeval tv = {0, 0};
-    unsigned delay;
-
-    config_unref(j->cf);
-    j->cf = NULL;
-    if (j->deferred == 0 || q->stopping) {
-        job_free(j);
-        return;
+        remote_group(m, i, taken, map, maplen);
     }
-    delay = RETRY_FIRST << (j->attempt < 6 ? j->attempt : 6);
-    delay = delay > RETRY_MAX ? RETRY_MAX : delay;
-    j->attempt++;
-    if (j->timer == NULL)
-        j->timer = evtimer_new(q->base, job_retry, j);
-    tv.tv_sec = delay;
-    evtimer_add(j->timer, &tv);
-    j->next_retry = q->retrying;
-    q->retrying = j;
+    free(taken);
+    if (--m->remote_pending == 0)
+        pass_finish(m);
 }
 
-static void
-job_start(struct delivery_job *j)
-{
-    if (j->q->stopping) {
-        job_free(j);
-        return;
-    }
-    j->cf = j->q->current(j->q->arg);
-    j->work.run = job_run;
-    j->work.done = job_done;
-    workpool_submit(j->q->pool, &j->work);
-}
+/* ---- public ---- */
 
 void
 qmgr_submit(struct qmgr *q, const char *id)
 {
-    struct delivery_job *j = xcalloc(1, sizeof(*j));
-
-    j->q = q;
-    snprintf(j->id, sizeof(j->id), "%s", id);
-    job_start(j);
+    qmsg_pass(qmsg_get(q, id));
 }
 
+/* At start every queued message gets one attempt at once, whatever its
+ * retry times say: a restart is when an admin expects the queue to move. */
 static void
 recover_one(void *arg, const char *id)
 {
-    qmgr_submit(arg, id);
+    struct qmsg *m = qmsg_get(arg, id);
+
+    m->flush = true;
+    qmsg_pass(m);
 }
 
 size_t
@@ -283,7 +400,7 @@ qmgr_recover(struct qmgr *q)
 }
 
 struct qmgr *
-qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp,
+qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp, struct mta *mta,
          struct config *(*current)(void *arg), void *arg)
 {
     struct qmgr *q = xcalloc(1, sizeof(*q));
@@ -291,6 +408,7 @@ qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp,
     q->base = base;
     q->pool = pool;
     q->spool = sp;
+    q->mta = mta;
     q->current = current;
     q->arg = arg;
     return q;
@@ -299,14 +417,10 @@ qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp,
 void
 qmgr_stop(struct qmgr *q)
 {
-    struct delivery_job *j, *next;
-
-    q->stopping = true;
-    for (j = q->retrying; j; j = next) {
-        next = j->next_retry;
-        job_free(j);
-    }
-    q->retrying = NULL;
+    atomic_store(&q->stopping, true);
+    for (struct qmsg *m = q->msgs; m; m = m->next)
+        if (m->timer)
+            evtimer_del(m->timer);
 }
 
 void
@@ -315,5 +429,73 @@ qmgr_free(struct qmgr *q)
     if (q == NULL)
         return;
     qmgr_stop(q);
+    while (q->msgs)
+        qmsg_free(q->msgs);
     free(q);
+}
+
+/* ---- control ---- */
+
+size_t
+qmgr_flush(struct qmgr *q, const char *domain)
+{
+    size_t n = 0;
+
+    if (q->mta)
+        mta_reset_destinations(q->mta);
+    for (struct qmsg *m = q->msgs; m; m = m->next) {
+        if (m->running || m->held)
+            continue;
+        (void)domain; /* XXX: per-domain flush retries every message for now */
+        m->flush = true;
+        if (m->timer)
+            evtimer_del(m->timer);
+        qmsg_pass(m);
+        n++;
+    }
+    return n;
+}
+
+int
+qmgr_delete(struct qmgr *q, const char *id)
+{
+    struct qmsg *m = qmsg_find(q, id);
+    int r;
+
+    if (m && m->running)
+        return -EBUSY;
+    if ((r = spool_remove(q->spool, id)) < 0)
+        return r;
+    if (m)
+        qmsg_free(m);
+    log_info("%s: deleted by the administrator", id);
+    return 0;
+}
+
+int
+qmgr_hold(struct qmgr *q, const char *id)
+{
+    struct qmsg *m = qmsg_find(q, id);
+    int r;
+
+    if (m && m->running)
+        return -EBUSY;
+    if ((r = spool_hold(q->spool, id, true)) < 0)
+        return r;
+    if (m)
+        qmsg_free(m);
+    log_info("%s: held by the administrator", id);
+    return 0;
+}
+
+int
+qmgr_release(struct qmgr *q, const char *id)
+{
+    int r = spool_hold(q->spool, id, false);
+
+    if (r < 0)
+        return r;
+    log_info("%s: released by the administrator", id);
+    qmgr_submit(q, id);
+    return 0;
 }

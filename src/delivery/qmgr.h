@@ -16,9 +16,12 @@
 struct event_base;
 struct qmgr;
 
-/* current() returns a new reference to the config in force. */
+struct mta;
+
+/* current() returns a new reference to the config in force. mta may be
+ * NULL (relay recipients then wait). */
 struct qmgr *qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp,
-                      struct config *(*current)(void *arg), void *arg);
+                      struct mta *mta, struct config *(*current)(void *arg), void *arg);
 void qmgr_free(struct qmgr *q);
 /* A message was committed: deliver what can be delivered now. */
 void qmgr_submit(struct qmgr *q, const char *id);

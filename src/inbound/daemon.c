@@ -261,7 +261,12 @@ daemon_open(struct daemon *d)
         log_warn("%s", err);
         return 1;
     }
-    d->qmgr = qmgr_new(d->base, d->pool, d->spool, daemon_config, d);
+    d->mta = mta_new(d->base, daemon_config, d, err, sizeof(err));
+    if (d->mta == NULL) {
+        log_warn("outbound delivery: %s", err);
+        return 1;
+    }
+    d->qmgr = qmgr_new(d->base, d->pool, d->spool, d->mta, daemon_config, d);
     if (listeners_sync(d, d->cf) > 0)
         return 1;
     d->sig_term = evsignal_new(d->base, SIGTERM, on_term, d);
@@ -278,7 +283,10 @@ static void
 daemon_release(struct daemon *d)
 {
     listeners_close(d);
-    /* Deliveries still running use the spool: wait for them first. */
+    /* Outbound connections end first: their requests come back deferred
+     * (not counted as attempts) and finish on the pool. Deliveries still
+     * running use the spool: wait for them before closing it. */
+    mta_free(d->mta);
     if (d->pool)
         workpool_free(d->pool);
     spool_close(d->spool);

@@ -6,6 +6,7 @@
 #define PETREL_DAEMON_H
 
 #include "config/config.h"
+#include "delivery/mta.h"
 #include "delivery/qmgr.h"
 #include "event/workpool.h"
 #include "queue/spool.h"
@@ -23,6 +24,7 @@ struct daemon {
     struct workpool *pool;
     struct spool *spool;
     struct qmgr *qmgr;
+    struct mta *mta;
     struct listener *listeners;
     struct session *sessions;
     unsigned nsessions;

@@ -330,26 +330,69 @@ envelope_parse(const char *p, size_t n)
     return NULL;
 }
 
+static void
+state_line(struct envelope *e, struct str word, struct str line)
+{
+    struct envelope_rcpt *r;
+    long long idx, next, attempts;
+    char *text;
+
+    if (str_ieq(word, "w")) {
+        e->warned = true;
+        return;
+    }
+    if (!number_take(&line, 0, (long long)e->nrcpts - 1, &idx))
+        return;
+    r = &e->rcpts[idx];
+    if (str_ieq(word, "d")) {
+        r->state = RCPT_DELIVERED;
+    } else if (str_ieq(word, "n")) {
+        r->dsn_sent = true;
+    } else if (str_ieq(word, "f") && (text = field_take(&line)) != NULL) {
+        r->state = RCPT_FAILED;
+        free(r->error);
+        r->error = text;
+    } else if (str_ieq(word, "t") && number_take(&line, 0, INT64_MAX, &next) &&
+               number_take(&line, 0, 1000000, &attempts) && (text = field_take(&line)) != NULL) {
+        r->next_attempt = next;
+        r->attempts = (unsigned)attempts;
+        free(r->error);
+        r->error = text;
+    }
+}
+
 void
 envelope_apply_state(struct envelope *e, const char *p, size_t n)
 {
     struct str in = str_make(p, n), line, word;
-    char *text;
-    long long idx;
 
     while (in.len) {
         line = str_cut(&in, '\n');
         if (in.len == 0 && line.ptr + line.len == p + n)
             break; /* last line without "\n": torn write, ignore */
         word = str_cut(&line, ' ');
-        if (!number_take(&line, 0, (long long)e->nrcpts - 1, &idx))
-            continue;
-        if (str_ieq(word, "d")) {
-            e->rcpts[idx].state = RCPT_DELIVERED;
-        } else if (str_ieq(word, "f") && (text = field_take(&line)) != NULL) {
-            e->rcpts[idx].state = RCPT_FAILED;
-            free(e->rcpts[idx].error);
-            e->rcpts[idx].error = text;
-        }
+        state_line(e, word, line);
     }
+}
+
+int
+envelope_journal_line(const struct envelope *e, size_t i, char kind, struct buf *out)
+{
+    const struct envelope_rcpt *r = &e->rcpts[i];
+    int rc;
+
+    switch (kind) {
+    case 'd':
+    case 'n':
+        return buf_printf(out, "%c %zu\n", kind, i);
+    case 'f':
+        rc = buf_printf(out, "f %zu", i);
+        break;
+    default:
+        rc = buf_printf(out, "t %zu %lld %u", i, (long long)r->next_attempt, r->attempts);
+        break;
+    }
+    if (rc == 0)
+        rc = field_put(out, r->error);
+    return rc ? rc : buf_append(out, "\n", 1);
 }

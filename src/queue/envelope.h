@@ -27,7 +27,11 @@ struct envelope_rcpt {
     unsigned notify; /* SMTP_NOTIFY_* bits, 0 = not given */
     char *orcpt;     /* RFC 3461 ORCPT, "" if absent */
     enum rcpt_state state;
-    char *error; /* last failure text, "" if none */
+    char *error;          /* last failure or deferral text, "" if none */
+    unsigned attempts;    /* failed attempts so far */
+    int64_t next_attempt; /* unix time; 0 = now */
+    bool dsn_sent;        /* its final DSN (failure or success) is queued */
+    bool dsn_passed;      /* not stored: this pass handed NOTIFY to a DSN peer */
 };
 
 struct envelope {
@@ -44,6 +48,7 @@ struct envelope {
     struct envelope_rcpt *rcpts;
     size_t nrcpts;
     size_t data_offset; /* where the message starts in the queue file */
+    bool warned;        /* the delay DSN was sent */
 };
 
 struct envelope *envelope_new(void);
@@ -62,8 +67,13 @@ size_t envelope_pending(const struct envelope *e);
 int envelope_write(const struct envelope *e, struct buf *out) __attribute__((warn_unused_result));
 /* Parses the head of a queue file; sets data_offset. NULL if malformed. */
 struct envelope *envelope_parse(const char *p, size_t n);
-/* Applies state lines ("d 3", "f 2 text") from the .state journal. */
+/* Applies the .state journal: "d N" delivered, "f N TEXT" failed,
+ * "t N NEXT ATTEMPTS TEXT" deferred, "n N" its DSN queued, "w" warned. */
 void envelope_apply_state(struct envelope *e, const char *p, size_t n);
+/* Appends the journal line for recipient i's current state (kind 'd', 'f',
+ * 't' or 'n'), TEXT escaped like envelope fields. */
+int envelope_journal_line(const struct envelope *e, size_t i, char kind, struct buf *out)
+    __attribute__((warn_unused_result));
 
 /* A new queue id: 16 uppercase hex digits, unique within this host. */
 void queue_id_new(char out[QUEUE_ID_LEN + 1]);

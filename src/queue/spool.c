@@ -327,17 +327,23 @@ spool_journal(struct spool *sp, const char *id, const char *lines, size_t n)
 int
 spool_remove(struct spool *sp, const char *id)
 {
+    static const char *const subs[] = {"queue", "hold"};
     char path[4096];
+    bool found = false;
     int r = 0;
 
-    /* The message first: a journal without its message is just removed
-     * at the next scan; the other way round would redeliver. */
-    spool_path(sp, path, sizeof(path), "queue", id, "");
-    if (unlink(path) < 0 && errno != ENOENT)
-        r = -errno;
-    spool_path(sp, path, sizeof(path), "queue", id, ".state");
-    unlink(path);
-    return r;
+    for (int i = 0; i < 2; i++) {
+        /* The message first: a journal without its message is removed at
+         * the next start; the other way round would redeliver. */
+        spool_path(sp, path, sizeof(path), subs[i], id, "");
+        if (unlink(path) == 0)
+            found = true;
+        else if (errno != ENOENT)
+            r = -errno;
+        spool_path(sp, path, sizeof(path), subs[i], id, ".state");
+        unlink(path);
+    }
+    return r ? r : found ? 0 : -ENOENT;
 }
 
 static int

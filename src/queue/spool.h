@@ -56,7 +56,8 @@ int spool_store(struct spool *sp, const char *id, const struct str parts[3]);
 int spool_hold(struct spool *sp, const char *id, bool hold);
 /* Appends lines to <id>.state and fdatasyncs it. 0 or -errno. */
 int spool_journal(struct spool *sp, const char *id, const char *lines, size_t n);
-/* Removes a message whose recipients are all final. 0 or -errno. */
+/* Removes a message (from queue/ or hold/) and its journal. 0, -ENOENT
+ * if there was none, or -errno. */
 int spool_remove(struct spool *sp, const char *id);
 /* Reads the envelope and journal of id. NULL if missing or corrupt. */
 struct envelope *spool_load(struct spool *sp, const char *id);

@@ -14,12 +14,12 @@
 #ifndef PETREL_SMTP_CLIENT_H
 #define PETREL_SMTP_CLIENT_H
 
+#include "base/buf.h"
+#include "smtp/smtp_reply.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "base/buf.h"
-#include "smtp/smtp_reply.h"
 
 struct smtp_client_settings {
     const char *helo_name; /* our hostname for EHLO/HELO/LHLO */
@@ -45,9 +45,9 @@ struct smtp_client_message {
     const char *sender; /* "" = null sender */
     const struct smtp_client_rcpt *rcpts;
     size_t nrcpts;
-    bool eightbit; /* BODY=8BITMIME content */
-    bool smtputf8; /* needs SMTPUTF8 */
-    int ret;       /* enum smtp_ret: DSN RET, 0 = none */
+    bool eightbit;     /* BODY=8BITMIME content */
+    bool smtputf8;     /* needs SMTPUTF8 */
+    int ret;           /* enum smtp_ret: DSN RET, 0 = none */
     const char *envid; /* DSN ENVID xtext, "" = none */
     const char *data;  /* the message: CRLF lines, not dot-stuffed */
     size_t len;
@@ -63,13 +63,19 @@ enum smtp_client_event {
 
 struct smtp_client;
 
+/* Copies s (helo_name too); waits for the greeting. Never fails. */
 struct smtp_client *smtp_client_new(const struct smtp_client_settings *s);
 void smtp_client_free(struct smtp_client *cl);
 
 /* Server bytes in; returns octets consumed (whole reply lines; keep the
- * rest and feed it again with more). */
+ * rest and feed it again with more). Stops after the reply that makes the
+ * client READY or DONE, so that the caller acts (send, next, quit) before
+ * the rest is fed; a reply that then arrives unasked is a protocol error.
+ * Consumes nothing once FAILED or CLOSED. */
 size_t smtp_client_feed(struct smtp_client *cl, const char *p, size_t n);
-/* Commands and data to send; the caller sends and buf_reset()s it. */
+/* Commands and data to send; the caller sends and buf_reset()s it. The
+ * message is copied in too (its max grows with it). If the caller never
+ * drains it, the client ends FAILED with 451 4.3.0. */
 struct buf *smtp_client_output(struct smtp_client *cl);
 enum smtp_client_event smtp_client_event(const struct smtp_client *cl);
 const struct smtp_client_ext *smtp_client_ext(const struct smtp_client *cl);
@@ -82,17 +88,40 @@ const struct smtp_client_ext *smtp_client_ext(const struct smtp_client *cl);
  * 552 5.3.4 (the caller may try another host); both give DONE at once.
  * Uses PIPELINING (RFC 2920), BODY=8BITMIME (RFC 6152), SMTPUTF8, DSN
  * parameters when offered (RFC 3461 5.2), BDAT when CHUNKING is offered
- * (RFC 3030), else DATA with dot-stuffing.
+ * (RFC 3030; one "BDAT n LAST" chunk of the message as is; not for LMTP),
+ * else DATA with dot-stuffing (bare CR or LF in the message go out as
+ * CRLF). BODY=8BITMIME is only added when offered; 8-bit content is not
+ * downgraded for a server without it.
+ *
+ * Returns 0, or -1 with nothing sent when not READY or m is unusable: no
+ * recipients, a control character in the sender or an address, a space or
+ * control character in envid or orcpt (no command injection).
  */
 int smtp_client_send(struct smtp_client *cl, const struct smtp_client_message *m);
 
 /* After DONE: the result for recipient i (2xx delivered, 4xx retry, 5xx
- * failed). A refused MAIL or DATA gives every recipient that reply. */
+ * failed). A refused MAIL or DATA gives every recipient that reply. After
+ * FAILED mid-transaction, recipients without an outcome get the reply that
+ * ended things (4xx). status is a static string, never NULL here: without
+ * an enhanced code from the server it is the class's "2.0.0"/"4.0.0"/
+ * "5.0.0", so the reply may be copied by value. The pointer stays valid
+ * until the next smtp_client_send() or free; NULL for i out of range or
+ * no outcome yet. */
 const struct smtp_reply *smtp_client_result(const struct smtp_client *cl, size_t i);
-/* After DONE/FAILED: the reply that ended things, for logs ("421 ..."). */
+/* After DONE/FAILED: the reply that ended things, for logs ("421 ..."):
+ * a refused MAIL/DATA/message, a failed pre-check, the greeting or EHLO
+ * refusal, or a synthetic 451 4.4.0 "protocol error: ..." (malformed or
+ * unexpected reply, line over 4096 octets, over 100 lines). NULL if none. */
 const struct smtp_reply *smtp_client_error(const struct smtp_client *cl);
-/* Back to READY after DONE (RSET is sent only if needed). */
+/* Back to READY after DONE (RSET is sent only if needed: MAIL accepted and
+ * the transaction not ended by the server; BUSY until its 2xx). */
 void smtp_client_next(struct smtp_client *cl);
+/* READY or DONE: sends QUIT, CLOSED after any reply. In any other state
+ * (FAILED, or giving up while BUSY) goes CLOSED at once, sending nothing. */
 void smtp_client_quit(struct smtp_client *cl);
+/* Seconds to wait for the awaited reply (RFC 5321 4.5.3.2: 5 min, 2 min
+ * for DATA's 354, 10 min after the final dot); 0 when none is awaited. The
+ * 3 min per data block of sending is the caller's own write timeout. */
+unsigned smtp_client_timeout(const struct smtp_client *cl);
 
 #endif

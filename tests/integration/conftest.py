@@ -355,6 +355,9 @@ class Petrel:
             + rules
             + ("" if "timeout shutdown" in self.extra else "timeout shutdown 10s\n")
             + ("" if "recipient-delimiter" in self.extra else 'recipient-delimiter "+"\n')
+            # Never the machine's resolver: port 9 on loopback answers nothing,
+            # so relay recipients stay deferred unless a test runs its own DNS.
+            + ("" if "resolver" in self.extra else "resolver 127.0.0.1 port 9\n")
             + self.extra
         )
 

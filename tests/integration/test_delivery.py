@@ -30,7 +30,7 @@ def test_one_failing_mailbox_does_not_redo_the_others(petrel):
     assert qid in listing.stdout
     lines = {ln.split()[1]: ln.split()[0] for ln in listing.stdout.splitlines()
              if ln.startswith("    ")}
-    assert lines == {"<alice@example.org>": "delivered", "<bob@example.org>": "pending"}, \
+    assert lines == {"<alice@example.org>": "delivered", "<bob@example.org>": "deferred"}, \
         listing.stdout
 
     blocker.unlink()

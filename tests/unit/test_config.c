@@ -147,7 +147,7 @@ test_outbound(void **state)
 
     expect_error(LISTEN "retry\n", "petrel.conf:2: retry: missing a duration");
     expect_error(LISTEN "retry 5x\n", "petrel.conf:2: retry: invalid duration \"5x\"");
-    expect_error(LISTEN "expire 1s\n", "petrel.conf:2: expire: invalid duration \"1s\"");
+    expect_error(LISTEN "expire 0s\n", "petrel.conf:2: expire: invalid duration \"0s\"");
     expect_error(LISTEN "resolver 127.0.0.1\n", "petrel.conf:2: resolver: missing \"port\"");
     expect_error(LISTEN "action \"l\" lmtp 127.0.0.1\n", "petrel.conf:2: action: missing \"port\"");
     expect_error(LISTEN "remote port 0\n", "petrel.conf:2: remote: 0 is out of range (1-65535)");

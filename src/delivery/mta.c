@@ -1,0 +1,587 @@
+/*
+ * Outbound agent; see mta.h. A destination is a domain's MX set, a
+ * smarthost or an LMTP server. Each has a queue of requests and up to
+ * `limit destination-connections` connections (within `limit
+ * outbound-connections` in all); a connection takes the next request of
+ * its destination when the previous one is done, so a busy destination
+ * reuses its connections. RFC 5321 5.1: hosts are tried in MX order, the
+ * next one on connection or greeting failure, 421, or a transaction
+ * answered with 4xx as a whole.
+ */
+#include "delivery/mta.h"
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "net/resolver.h"
+#include "smtp/smtp_client.h"
+#include "smtp/smtp_command.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MTA_IDLE_SECONDS 5    /* keep a connection for the next message */
+#define MTA_TIMEOUT 300       /* RFC 5321 4.5.3.2: 5 minutes per reply */
+#define MTA_FINAL_TIMEOUT 600 /* RFC 5321 4.5.3.2.6: 10 minutes after the dot */
+
+struct dest;
+
+struct conn {
+    struct mta *mta;
+    struct dest *d;
+    struct bufferevent *bev;
+    struct smtp_client *cl;
+    struct smtp_client_settings set;
+    char helo[256];
+    int host, addr; /* position in d->mx */
+    struct mta_request *req;
+    struct smtp_client_rcpt *rcpts;
+    struct smtp_client_message msg;
+    struct event *idle;
+    struct conn *next;
+};
+
+struct dest {
+    struct mta *mta;
+    char key[320];
+    char name[256]; /* what is resolved: the domain, or the smarthost */
+    int port;
+    bool lmtp;
+    struct mta_request *queue, *tail;
+    struct conn *conns;
+    unsigned nconns;
+    bool resolving, resolved;
+    struct mx_result mx;
+    struct dest *next;
+};
+
+struct mta {
+    struct event_base *base;
+    struct resolver *resolver;
+    struct config *(*current)(void *);
+    void *arg;
+    struct dest *dests;
+    unsigned nconns;
+};
+
+static void dest_kick(struct dest *d);
+static void conn_connect(struct conn *c);
+static void conn_step(struct conn *c);
+
+/* ---- requests ---- */
+
+static void
+req_finish_all(struct mta_request *req, int code, const char *status, const char *text,
+               const char *host)
+{
+    for (size_t i = 0; i < req->nrcpts; i++) {
+        struct mta_result *r = &req->results[i];
+
+        smtp_reply_set(&r->reply, code, status, "%s", text);
+        snprintf(r->host, sizeof(r->host), "%s", host ? host : "");
+    }
+    req->done(req);
+}
+
+static struct mta_request *
+dest_pop(struct dest *d)
+{
+    struct mta_request *req = d->queue;
+
+    if (req) {
+        d->queue = req->next;
+        if (d->queue == NULL)
+            d->tail = NULL;
+    }
+    return req;
+}
+
+static void
+dest_fail_queue(struct dest *d, int code, const char *status, const char *text)
+{
+    struct mta_request *req;
+
+    while ((req = dest_pop(d)) != NULL)
+        req_finish_all(req, code, status, text, NULL);
+}
+
+/* ---- destinations ---- */
+
+static void
+dest_free_if_idle(struct dest *d)
+{
+    struct mta *m = d->mta;
+
+    if (d->queue || d->conns || d->resolving)
+        return;
+    for (struct dest **pp = &m->dests; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    free(d);
+}
+
+static struct dest *
+dest_get(struct mta *m, const struct mta_request *req, const struct config *cf)
+{
+    const struct action *a = req->action;
+    char key[320];
+    struct dest *d;
+    bool lmtp = a->kind == ACTION_LMTP;
+
+    snprintf(key, sizeof(key), "%s:%s:%d",
+             lmtp      ? "lmtp"
+             : a->host ? "relay"
+                       : "mx",
+             a->host ? a->host : req->domain, a->host ? a->port : cf->remote_port);
+    for (d = m->dests; d; d = d->next)
+        if (strcasecmp(d->key, key) == 0)
+            return d;
+    d = xcalloc(1, sizeof(*d));
+    d->mta = m;
+    snprintf(d->key, sizeof(d->key), "%s", key);
+    snprintf(d->name, sizeof(d->name), "%s", a->host ? a->host : req->domain);
+    d->port = a->host ? a->port : cf->remote_port;
+    d->lmtp = lmtp;
+    d->next = m->dests;
+    m->dests = d;
+    return d;
+}
+
+static void
+dest_resolved(void *arg, const struct mx_result *res)
+{
+    struct dest *d = arg;
+
+    d->resolving = false;
+    switch (res->status) {
+    case RESOLVER_OK:
+        d->mx = *res;
+        d->resolved = true;
+        dest_kick(d);
+        return;
+    case RESOLVER_NULL_MX: /* RFC 7505 3 */
+        dest_fail_queue(d, 556, "5.1.10", "recipient domain does not accept mail (null MX)");
+        break;
+    case RESOLVER_NXDOMAIN:
+        dest_fail_queue(d, 550, "5.1.2", res->error[0] ? res->error : "domain not found");
+        break;
+    default:
+        dest_fail_queue(d, 451, "4.4.3", res->error[0] ? res->error : "DNS lookup failed");
+    }
+    dest_free_if_idle(d);
+}
+
+/* Literal IPs skip DNS, so a smarthost or LMTP server may be an address. */
+static const char *
+dest_lookup_name(const struct dest *d, char *buf, size_t n)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (inet_pton(AF_INET, d->name, &a4) == 1)
+        snprintf(buf, n, "[%s]", d->name);
+    else if (inet_pton(AF_INET6, d->name, &a6) == 1)
+        snprintf(buf, n, "[IPv6:%s]", d->name);
+    else
+        snprintf(buf, n, "%s", d->name);
+    return buf;
+}
+
+static void
+dest_kick(struct dest *d)
+{
+    struct mta *m = d->mta;
+    struct config *cf;
+    char name[300];
+
+    if (d->queue == NULL)
+        return;
+    for (struct conn *c = d->conns; c && d->queue; c = c->next)
+        if (c->idle && c->req == NULL) { /* an idle connection takes it */
+            event_free(c->idle);
+            c->idle = NULL;
+            conn_step(c);
+            return;
+        }
+    if (!d->resolved) {
+        if (!d->resolving) {
+            d->resolving = true;
+            resolver_mx(m->resolver, dest_lookup_name(d, name, sizeof(name)), dest_resolved, d);
+        }
+        return;
+    }
+    cf = m->current(m->arg);
+    while (d->queue && d->nconns < cf->max_per_destination && m->nconns < cf->max_outbound) {
+        struct conn *c = xcalloc(1, sizeof(*c));
+
+        c->mta = m;
+        c->d = d;
+        snprintf(c->helo, sizeof(c->helo), "%s", cf->hostname);
+        c->req = dest_pop(d);
+        c->next = d->conns;
+        d->conns = c;
+        d->nconns++;
+        m->nconns++;
+        conn_connect(c);
+    }
+    config_unref(cf);
+}
+
+/* ---- connections ---- */
+
+static const char *
+conn_host(const struct conn *c)
+{
+    return c->host < c->d->mx.nhosts ? c->d->mx.hosts[c->host].name : c->d->name;
+}
+
+static void
+conn_free(struct conn *c)
+{
+    struct dest *d = c->d;
+
+    for (struct conn **pp = &d->conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    d->nconns--;
+    c->mta->nconns--;
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->idle)
+        event_free(c->idle);
+    smtp_client_free(c->cl);
+    free(c->rcpts);
+    free(c);
+    dest_kick(d);
+    for (struct dest *o = d->mta->dests; o; o = o->next)
+        if (o != d && o->queue)
+            dest_kick(o); /* a global slot may have freed up */
+    dest_free_if_idle(d);
+}
+
+/* Advances to the next address, then the next host; false when none is left. */
+static bool
+conn_next_target(struct conn *c)
+{
+    const struct mx_result *mx = &c->d->mx;
+
+    if (c->host < mx->nhosts && ++c->addr < mx->hosts[c->host].naddrs)
+        return true;
+    c->addr = 0;
+    return ++c->host < mx->nhosts;
+}
+
+/* This host could not take the current request: try the next one, or
+ * give the request back with the last error. */
+static void
+conn_host_failed(struct conn *c, const struct smtp_reply *why)
+{
+    char text[400];
+
+    log_info("delivery to %s: %s: %d %s %s", c->d->name, conn_host(c), why->code,
+             why->status ? why->status : "", why->text);
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    smtp_client_free(c->cl);
+    c->cl = NULL;
+    if (c->req && conn_next_target(c)) {
+        conn_connect(c);
+        return;
+    }
+    if (c->req) {
+        snprintf(text, sizeof(text), "%s (last host tried: %s)", why->text, conn_host(c));
+        req_finish_all(c->req,
+                       why->code / 100 == 5 ? 451
+                       : why->code          ? why->code
+                                            : 451,
+                       why->code / 100 == 4 && why->status ? why->status : "4.4.1", text, NULL);
+        c->req = NULL;
+    }
+    conn_free(c);
+}
+
+static void
+conn_fill_message(struct conn *c)
+{
+    struct mta_request *req = c->req;
+    const struct envelope *e = req->env;
+
+    free(c->rcpts);
+    c->rcpts = xcalloc(req->nrcpts, sizeof(*c->rcpts));
+    for (size_t i = 0; i < req->nrcpts; i++) {
+        const struct envelope_rcpt *r = &e->rcpts[req->rcpts[i]];
+
+        c->rcpts[i] = (struct smtp_client_rcpt){r->address, r->notify, r->orcpt};
+    }
+    c->msg = (struct smtp_client_message){
+        .sender = e->sender,
+        .rcpts = c->rcpts,
+        .nrcpts = req->nrcpts,
+        .eightbit = e->body != 0,
+        .smtputf8 = e->smtputf8,
+        .ret = e->ret,
+        .envid = e->envid,
+        .data = req->msg,
+        .len = req->len,
+    };
+}
+
+static void
+conn_idle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    event_free(c->idle);
+    c->idle = NULL;
+    smtp_client_quit(c->cl);
+    struct buf *out = smtp_client_output(c->cl);
+    bufferevent_write(c->bev, out->data, out->len);
+    buf_reset(out);
+}
+
+static void
+conn_ready(struct conn *c)
+{
+    struct timeval tv = {MTA_IDLE_SECONDS, 0};
+
+    if (c->req == NULL)
+        c->req = dest_pop(c->d);
+    if (c->req == NULL) {
+        if (c->idle == NULL) {
+            c->idle = evtimer_new(c->mta->base, conn_idle_timeout, c);
+            evtimer_add(c->idle, &tv);
+        }
+        return;
+    }
+    conn_fill_message(c);
+    smtp_client_send(c->cl, &c->msg);
+}
+
+/* The transaction ended: every recipient has a reply. */
+static void
+conn_done(struct conn *c)
+{
+    struct mta_request *req = c->req;
+    const struct smtp_client_ext *ext = smtp_client_ext(c->cl);
+    bool all_temp = true;
+
+    for (size_t i = 0; i < req->nrcpts; i++) {
+        const struct smtp_reply *r = smtp_client_result(c->cl, i);
+
+        all_temp &=
+            r->code / 100 == 4 || (r->code == 552 && r->status && strcmp(r->status, "5.3.4") == 0);
+    }
+    if (all_temp && req->nrcpts > 0 && c->host + 1 < c->d->mx.nhosts) {
+        /* RFC 5321 5.1: a host that defers the whole message is skipped. */
+        struct smtp_reply why = *smtp_client_result(c->cl, 0);
+
+        smtp_client_quit(c->cl);
+        c->addr = c->d->mx.hosts[c->host].naddrs; /* skip its other addresses */
+        conn_host_failed(c, &why);
+        return;
+    }
+    for (size_t i = 0; i < req->nrcpts; i++) {
+        struct mta_result *res = &req->results[i];
+
+        res->reply = *smtp_client_result(c->cl, i);
+        snprintf(res->host, sizeof(res->host), "%s", conn_host(c));
+        res->dsn_passed = ext->dsn && c->rcpts[i].notify != 0;
+    }
+    c->req = NULL;
+    req->done(req);
+    smtp_client_next(c->cl);
+}
+
+static void
+conn_flush(struct conn *c)
+{
+    struct buf *out = smtp_client_output(c->cl);
+
+    if (out->len) {
+        bufferevent_write(c->bev, out->data, out->len);
+        buf_reset(out);
+    }
+}
+
+static void
+conn_step(struct conn *c)
+{
+    for (;;) {
+        conn_flush(c);
+        switch (smtp_client_event(c->cl)) {
+        case SMTP_CLIENT_READY:
+            conn_ready(c);
+            conn_flush(c);
+            if (smtp_client_event(c->cl) == SMTP_CLIENT_DONE)
+                continue; /* refused by a pre-check, nothing sent */
+            return;
+        case SMTP_CLIENT_DONE:
+            conn_done(c);
+            if (c->cl == NULL)
+                return; /* moved on to another host */
+            continue;
+        case SMTP_CLIENT_FAILED:
+            conn_host_failed(c, smtp_client_error(c->cl));
+            return;
+        case SMTP_CLIENT_CLOSED:
+            c->req = NULL;
+            conn_free(c);
+            return;
+        case SMTP_CLIENT_BUSY:
+            return;
+        }
+    }
+}
+
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in);
+
+    if (len) {
+        size_t used = smtp_client_feed(c->cl, (const char *)evbuffer_pullup(in, -1), len);
+
+        evbuffer_drain(in, used);
+    }
+    conn_step(c);
+}
+
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct smtp_reply why = {0};
+
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if (smtp_client_event(c->cl) == SMTP_CLIENT_CLOSED || (c->req == NULL && c->idle)) {
+        c->req = NULL;
+        conn_free(c);
+        return;
+    }
+    smtp_reply_set(&why, 451, "4.4.1", "%s",
+                   what & BEV_EVENT_TIMEOUT ? "timeout"
+                   : what & BEV_EVENT_EOF   ? "connection closed by the remote host"
+                                            : "connection failed");
+    conn_host_failed(c, &why);
+}
+
+static void
+conn_connect(struct conn *c)
+{
+    const struct mx_host *h = &c->d->mx.hosts[c->host];
+    struct sockaddr_storage ss = h->addrs[c->addr];
+    struct timeval tv = {MTA_TIMEOUT, 0};
+    socklen_t len =
+        ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+
+    if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)c->d->port);
+    else
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)c->d->port);
+    c->set = (struct smtp_client_settings){.helo_name = c->helo, .lmtp = c->d->lmtp};
+    c->cl = smtp_client_new(&c->set);
+    c->bev = bufferevent_socket_new(c->mta->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
+    bufferevent_set_timeouts(c->bev, &tv, &tv);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len) < 0) {
+        struct smtp_reply why;
+
+        smtp_reply_set(&why, 451, "4.4.1", "cannot connect");
+        conn_host_failed(c, &why);
+    }
+}
+
+/* ---- public ---- */
+
+struct mta *
+mta_new(struct event_base *base, struct config *(*current)(void *), void *arg, char *err,
+        size_t errlen)
+{
+    struct mta *m = xcalloc(1, sizeof(*m));
+    struct config *cf = current(arg);
+
+    m->base = base;
+    m->current = current;
+    m->arg = arg;
+    m->resolver = resolver_new(base, cf->resolver, cf->resolver_port, err, errlen);
+    config_unref(cf);
+    if (m->resolver == NULL) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void
+mta_free(struct mta *m)
+{
+    if (m == NULL)
+        return;
+    while (m->dests) {
+        struct dest *d = m->dests;
+
+        dest_fail_queue(d, 421, "4.3.2", "shutting down");
+        while (d->conns) {
+            struct conn *c = d->conns;
+
+            if (c->req)
+                req_finish_all(c->req, 421, "4.3.2", "shutting down", NULL);
+            c->req = NULL;
+            d->conns = c->next;
+            if (c->bev)
+                bufferevent_free(c->bev);
+            if (c->idle)
+                event_free(c->idle);
+            smtp_client_free(c->cl);
+            free(c->rcpts);
+            free(c);
+        }
+        m->dests = d->next;
+        free(d);
+    }
+    resolver_free(m->resolver);
+    free(m);
+}
+
+void
+mta_submit(struct mta *m, struct mta_request *req)
+{
+    struct config *cf = m->current(m->arg);
+    struct dest *d = dest_get(m, req, cf);
+
+    config_unref(cf);
+    req->next = NULL;
+    if (d->tail)
+        d->tail->next = req;
+    else
+        d->queue = req;
+    d->tail = req;
+    dest_kick(d);
+}
+
+void
+mta_reset_destinations(struct mta *m)
+{
+    for (struct dest *d = m->dests; d; d = d->next)
+        if (!d->resolving && d->conns == NULL)
+            d->resolved = false; /* look the MX up again */
+}

@@ -1,0 +1,110 @@
+/*
+ * Step 1 of a delivery pass: local recipients (Maildir, and RFC 821
+ * terminals for SEND/SOML/SAML). Runs on a worker thread.
+ */
+#include "base/log.h"
+#include "delivery/maildir.h"
+#include "delivery/qmgr_impl.h"
+#include "delivery/terminal.h"
+#include "smtp/smtp_server.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const struct action *
+action_find(const struct config *cf, const char *name)
+{
+    for (size_t i = 0; i < cf->nactions; i++)
+        if (strcmp(cf->actions[i].name, name) == 0)
+            return &cf->actions[i];
+    return NULL;
+}
+
+/* Writes to every terminal of the user; true if one took it. */
+static bool
+deliver_terminals(const struct config *cf, const struct envelope *e, const char *user,
+                  const char *msg, size_t len)
+{
+    char ttys[TERMINAL_MAX][40];
+    int n = terminal_find(cf->utmp_file, user, ttys, TERMINAL_MAX);
+    bool ok = false;
+
+    for (int i = 0; i < n; i++)
+        ok |= terminal_write(ttys[i], e->sender, msg, len) == 0;
+    return ok;
+}
+
+static int
+deliver_mailbox(const struct action *a, const struct envelope *e, const struct envelope_rcpt *r,
+                const char *msg, size_t len, char *err, size_t errlen)
+{
+    char dir[4096], head[1200];
+
+    if (maildir_path(a->maildir, r->user, dir, sizeof(dir), err, errlen) < 0)
+        return -1;
+    /* RFC 5321 4.4: the final delivery adds Return-Path. */
+    snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n", e->sender, r->address);
+    if (maildir_deliver(dir, head, msg, len, err, errlen) < 0)
+        return 0;
+    snprintf(err, errlen, "delivered to maildir %s", dir);
+    return 1;
+}
+
+/*
+ * One local recipient, honouring RFC 821 SEND/SOML/SAML when terminal
+ * delivery is on. Returns 1 delivered, 0 deferred, -1 failed for good.
+ */
+static int
+deliver_one(const struct config *cf, const struct envelope *e, const struct envelope_rcpt *r,
+            const char *msg, size_t len, char *err, size_t errlen)
+{
+    const struct action *a = action_find(cf, r->action);
+    int mode = cf->terminal_delivery ? e->mode : SMTP_MODE_MAIL;
+    bool tty;
+
+    if (a == NULL || a->kind != ACTION_MAILDIR) {
+        snprintf(err, errlen, "4.3.5 no maildir action \"%s\" in the configuration", r->action);
+        return 0;
+    }
+    if (mode == SMTP_MODE_MAIL)
+        return deliver_mailbox(a, e, r, msg, len, err, errlen);
+    tty = deliver_terminals(cf, e, r->user, msg, len);
+    if (mode == SMTP_MODE_SEND || (mode == SMTP_MODE_SOML && tty)) {
+        snprintf(err, errlen, tty ? "written to the terminal" : "5.2.1 user is not logged in");
+        return tty ? 1 : -1;
+    }
+    return deliver_mailbox(a, e, r, msg, len, err, errlen); /* SOML not logged in, SAML */
+}
+
+void
+qmgr_local_run(struct qmsg *m)
+{
+    const char *map;
+    size_t maplen;
+    char err[512];
+    struct envelope *e;
+
+    m->env = e = spool_load(m->q->spool, m->id);
+    if (e == NULL)
+        return;
+    if (spool_map(m->q->spool, m->id, &map, &maplen) < 0)
+        return; /* vanished meanwhile (deleted): step 3 notices */
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        struct envelope_rcpt *r = &e->rcpts[i];
+        int rc;
+
+        if (r->kind != RCPT_MAILDIR || !qmgr_rcpt_due(m, r))
+            continue;
+        rc = deliver_one(m->cf, e, r, map + e->data_offset, maplen - e->data_offset, err,
+                         sizeof(err));
+        if (rc > 0)
+            qmgr_rcpt_delivered(m, i, err);
+        else if (rc < 0)
+            qmgr_rcpt_failed(m, i, err);
+        else
+            qmgr_rcpt_deferred(m, i, err);
+        qmgr_log(e, r, "maildir", rc > 0 ? "sent" : rc < 0 ? "bounced" : "deferred", err);
+    }
+    spool_unmap(map, maplen);
+}

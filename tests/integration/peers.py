@@ -1,0 +1,162 @@
+"""
+Remote hosts for outbound tests, all on loopback: a DNS server (dnsmasq)
+that serves the test's MX/A/AAAA/null-MX records, and a scriptable SMTP
+peer that records what it receives and answers per recipient on demand:
+a local part starting with "temp" gets 451, "perm" gets 550, "tempfirst"
+gets 451 on its first attempt only; everything else 250.
+"""
+import os
+import signal
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+
+from conftest import free_port, wait_until
+
+
+class DNS:
+    """dnsmasq answering only from the records given; NXDOMAIN for the rest
+    of .test. Started on 127.0.0.1:port; stopped by PID."""
+
+    def __init__(self, tmp_path, mx=(), hosts=(), null_mx=()):
+        self.port = free_port()
+        args = ["/usr/sbin/dnsmasq", "--no-daemon", "--port", str(self.port),
+                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                "--conf-file=/dev/null", "--pid-file=", "--user=root", "--local=/test/",
+                "--log-facility=" + str(tmp_path / "dnsmasq.log")]
+        for domain, target, pref in mx:
+            args.append(f"--mx-host={domain},{target},{pref}")
+        for name, addr in hosts:
+            args.append(f"--host-record={name},{addr}")
+        for domain in null_mx:  # RFC 7505: MX 0 "."  (rdata: pref 0, root name)
+            args.append(f"--dns-rr={domain},15,000000")
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_until(self._answers, 10, what="dnsmasq to answer")
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("dnsmasq exited: " + self.proc.stderr.read().decode())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.3)
+            # a minimal query for "x.test" A
+            q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01x\x04test\x00\x00\x01\x00\x01"
+            try:
+                s.sendto(q, ("127.0.0.1", self.port))
+                return len(s.recvfrom(512)[0]) > 0
+            except OSError:
+                return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+
+
+class Message:
+    def __init__(self, sender, rcpts, data, helo):
+        self.sender, self.rcpts, self.data, self.helo = sender, rcpts, data, helo
+
+
+class Peer:
+    """An SMTP server on (ip, port) in a thread. ext: EHLO keywords."""
+
+    def __init__(self, ip, port, ext=("PIPELINING", "8BITMIME", "SIZE 10000000", "DSN"),
+                 greeting=220, name=None):
+        self.ip, self.port, self.ext, self.greeting = ip, port, ext, greeting
+        self.name = name or ip
+        self.messages = []
+        self.attempts = {}  # rcpt -> RCPT commands seen
+        self.lock = threading.Lock()
+        peer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                peer._session(self.rfile, self.wfile)
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server((ip, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _rcpt_reply(self, addr):
+        local = addr.split("@")[0].lower()
+        with self.lock:
+            n = self.attempts[addr] = self.attempts.get(addr, 0) + 1
+        if local.startswith("tempfirst"):
+            return b"451 4.3.0 try again later\r\n" if n == 1 else b"250 2.1.5 ok\r\n"
+        if local.startswith("temp"):
+            return b"451 4.2.0 mailbox busy\r\n"
+        if local.startswith("perm"):
+            return b"550 5.1.1 no such user here\r\n"
+        return b"250 2.1.5 ok\r\n"
+
+    def _session(self, rf, wf):
+        if self.greeting != 220:
+            wf.write(b"%d 4.3.2 not now\r\n" % self.greeting)
+            return
+        wf.write(f"220 {self.name} ESMTP test peer\r\n".encode())
+        sender, rcpts, helo = None, [], ""
+        while True:
+            line = rf.readline()
+            if not line:
+                return
+            cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+            up = cmd.upper()
+            if up.startswith("EHLO") or up.startswith("LHLO"):
+                helo = cmd[5:]
+                lines = [self.name] + list(self.ext)
+                wf.write("".join(f"250{'-' if i < len(lines) - 1 else ' '}{l}\r\n"
+                                 for i, l in enumerate(lines)).encode())
+            elif up.startswith("HELO"):
+                helo = cmd[5:]
+                wf.write(b"250 ok\r\n")
+            elif up.startswith("MAIL FROM:"):
+                sender, rcpts = cmd[10:].split(">")[0].lstrip(" <"), []
+                wf.write(b"250 2.1.0 ok\r\n")
+            elif up.startswith("RCPT TO:"):
+                addr = cmd[8:].split(">")[0].lstrip(" <")
+                reply = self._rcpt_reply(addr)
+                if reply.startswith(b"250"):
+                    rcpts.append(addr)
+                wf.write(reply)
+            elif up == "DATA":
+                if not rcpts:
+                    wf.write(b"554 5.5.1 no valid recipients\r\n")
+                    continue
+                wf.write(b"354 go ahead\r\n")
+                wf.flush()
+                data = b""
+                while True:
+                    ln = rf.readline()
+                    if not ln or ln == b".\r\n":
+                        break
+                    data += ln[1:] if ln.startswith(b"..") else ln
+                with self.lock:
+                    self.messages.append(Message(sender, rcpts, data, helo))
+                wf.write(b"250 2.0.0 queued\r\n")
+            elif up == "RSET":
+                sender, rcpts = None, []
+                wf.write(b"250 2.0.0 ok\r\n")
+            elif up == "QUIT":
+                wf.write(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                wf.write(b"502 5.5.1 not here\r\n")
+            wf.flush()
+
+    def received(self, rcpt=None):
+        with self.lock:
+            return [m for m in self.messages if rcpt is None or rcpt in m.rcpts]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,164 @@
+"""
+Outbound delivery: MX routing through a DNS server the test runs
+(dnsmasq on loopback), peers on 127.0.0.2, .3 ..., retries, per-recipient
+outcomes, and RFC 3464 bounces into the sender's local Maildir.
+"""
+import email
+import email.policy
+
+import pytest
+
+from conftest import free_port, message, send_raw, wait_until
+from peers import DNS, Peer
+
+SENDER = "alice@example.org"  # local: bounces land in alice's Maildir
+
+
+@pytest.fixture
+def net(tmp_path):
+    """dns(...) starts dnsmasq; peer(ip) starts an SMTP peer on the shared
+    remote port. Everything is stopped at teardown."""
+    started = []
+    port = free_port("127.0.0.2")
+
+    class Net:
+        remote_port = port
+
+        def dns(self, **records):
+            d = DNS(tmp_path, **records)
+            started.append(d)
+            return d
+
+        def peer(self, ip, **kw):
+            p = Peer(ip, port, **kw)
+            started.append(p)
+            return p
+
+    yield Net()
+    for s in started:
+        s.stop()
+
+
+def relay_petrel(petrel_factory, net, dns, extra=""):
+    return petrel_factory(
+        trusted=["127.0.0.1"],
+        extra=f"resolver 127.0.0.1 port {dns.port}\nremote port {net.remote_port}\n" + extra)
+
+
+def bounces(petrel, timeout=20):
+    mails = petrel.wait_mails("alice", 1, timeout=timeout)
+    out = []
+    for m in mails:
+        msg = email.message_from_bytes(m.raw, policy=email.policy.compat32)
+        if msg.get_content_type() == "multipart/report":
+            out.append(msg)
+    return out
+
+
+def status_fields(report):
+    """The per-recipient blocks of the message/delivery-status part."""
+    parts = [p for p in report.walk() if p.get_content_type() == "message/delivery-status"]
+    assert len(parts) == 1, [p.get_content_type() for p in report.walk()]
+    blocks = parts[0].get_payload()
+    return [dict(b.items()) for b in blocks[1:]]
+
+
+def test_best_mx_gets_the_message(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10), ("dest.test", "mx2.dest.test", 20)],
+                  hosts=[("mx1.dest.test", "127.0.0.2"), ("mx2.dest.test", "127.0.0.3")])
+    best, second = net.peer("127.0.0.2"), net.peer("127.0.0.3")
+    p = relay_petrel(petrel_factory, net, dns)
+    send_raw(p.port, SENDER, ["bob@dest.test"], message("to-best-mx"))
+    wait_until(lambda: best.received("bob@dest.test"), 20, what="delivery to the best MX")
+    assert second.received() == []
+    p.wait_queue_empty()
+    assert b"Subject: to-best-mx" in best.received()[0].data
+
+
+def test_second_mx_when_first_is_down(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10), ("dest.test", "mx2.dest.test", 20)],
+                  hosts=[("mx1.dest.test", "127.0.0.2"), ("mx2.dest.test", "127.0.0.3")])
+    second = net.peer("127.0.0.3")  # nothing listens on 127.0.0.2
+    p = relay_petrel(petrel_factory, net, dns)
+    send_raw(p.port, SENDER, ["bob@dest.test"], message("fallback"))
+    wait_until(lambda: second.received("bob@dest.test"), 20, what="fallback to the second MX")
+    p.wait_queue_empty()
+
+
+def test_temporary_failure_is_retried(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns, extra="retry 1s\n")
+    qid = send_raw(p.port, SENDER, ["tempfirst@dest.test"], message("retried"))
+    wait_until(lambda: peer.received("tempfirst@dest.test"), 30, what="delivery on retry")
+    assert peer.attempts["tempfirst@dest.test"] == 2
+    p.wait_queue_empty()
+    assert f"{qid}: to=<tempfirst@dest.test>" in p.stderr()
+    assert "status=deferred" in p.stderr()
+
+
+def test_permanent_failure_bounces_to_sender(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns)
+    send_raw(p.port, SENDER, ["perm@dest.test"], message("will-bounce"), mail_params=" RET=HDRS")
+    reports = bounces(p)
+    assert len(reports) == 1
+    rep = reports[0]
+    assert rep["Auto-Submitted"] == "auto-replied"
+    assert rep.get_param("report-type") == "delivery-status"
+    fields = status_fields(rep)
+    assert fields[0]["Action"] == "failed"
+    assert fields[0]["Status"] == "5.1.1"
+    assert "perm@dest.test" in fields[0]["Final-Recipient"]
+    assert "550" in fields[0]["Diagnostic-Code"]
+    mail = p.mails("alice")[0]
+    assert mail.first("Return-Path") == "<>"
+    p.wait_queue_empty()
+
+
+def test_mixed_recipients_get_their_own_outcomes(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns)
+    qid = send_raw(p.port, SENDER, ["ok@dest.test", "temp@dest.test", "perm@dest.test"],
+                   message("mixed"))
+    wait_until(lambda: peer.received("ok@dest.test"), 20, what="the good recipient")
+    reports = bounces(p)
+    fields = status_fields(reports[0])
+    assert [f["Final-Recipient"].split(";")[-1].strip() for f in fields] == ["perm@dest.test"]
+    assert p.queue_contains(qid), "the deferred recipient keeps the message queued"
+    assert len(peer.received("ok@dest.test")) == 1
+
+
+def test_null_mx_bounces_at_once(petrel_factory, net):
+    dns = net.dns(null_mx=["nomail.test"])
+    p = relay_petrel(petrel_factory, net, dns)
+    send_raw(p.port, SENDER, ["x@nomail.test"], message("null-mx"))
+    fields = status_fields(bounces(p)[0])
+    assert fields[0]["Status"] == "5.1.10"
+    p.wait_queue_empty()
+
+
+def test_expired_message_bounces(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns, extra="retry 1s\nexpire 3s\n")
+    send_raw(p.port, SENDER, ["temp@dest.test"], message("expires"))
+    fields = status_fields(bounces(p, timeout=30)[0])
+    assert fields[0]["Action"] == "failed"
+    assert fields[0]["Status"] == "4.4.7"
+    p.wait_queue_empty()
+
+
+def test_bounce_to_failing_sender_is_not_bounced_again(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns)
+    send_raw(p.port, "perm-sender@dest.test", ["perm@dest.test"], message("double"))
+    wait_until(lambda: "no DSN for a null sender" in p.stderr(), 20,
+               what="the failed bounce to be dropped")
+    p.wait_queue_empty()
+    # the bounce was attempted once (to perm-sender), and nothing bounced it back
+    assert peer.attempts.get("perm-sender@dest.test") == 1
+    assert p.all_mails() == []
