@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "base/xmalloc.h"
+#include "control/control_server.h"
 #include "inbound/session.h"
 
 #include <arpa/inet.h>
@@ -250,7 +251,7 @@ on_term(evutil_socket_t sig, short what, void *arg)
 static int
 daemon_open(struct daemon *d)
 {
-    char err[1024];
+    char err[1024], path[4096];
 
     d->base = event_base_new();
     if (d->base == NULL)
@@ -267,6 +268,12 @@ daemon_open(struct daemon *d)
         return 1;
     }
     d->qmgr = qmgr_new(d->base, d->pool, d->spool, d->mta, daemon_config, d);
+    snprintf(path, sizeof(path), "%s/control.sock", d->cf->spool);
+    d->control = control_server_new(d->base, path, d->qmgr, d->spool, err, sizeof(err));
+    if (d->control == NULL) {
+        log_warn("%s", err);
+        return 1;
+    }
     if (listeners_sync(d, d->cf) > 0)
         return 1;
     d->sig_term = evsignal_new(d->base, SIGTERM, on_term, d);
@@ -283,6 +290,7 @@ static void
 daemon_release(struct daemon *d)
 {
     listeners_close(d);
+    control_server_free(d->control);
     /* Outbound connections end first: their requests come back deferred
      * (not counted as attempts) and finish on the pool. Deliveries still
      * running use the spool: wait for them before closing it. */

@@ -25,6 +25,7 @@ struct daemon {
     struct spool *spool;
     struct qmgr *qmgr;
     struct mta *mta;
+    struct control_server *control;
     struct listener *listeners;
     struct session *sessions;
     unsigned nsessions;
