@@ -132,7 +132,7 @@ line_feed_char(struct line *l, unsigned char c)
 {
     if (c <= ' ' || c == 0x7f) {
         line_flush(l);
-        l->space = l->words > 0 || l->col > strlen(l->indent);
+        l->space = l->words > 0; /* leading spaces are dropped */
         return;
     }
     if (c > 0x7e)

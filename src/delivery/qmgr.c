@@ -151,6 +151,44 @@ qmsg_get(struct qmgr *q, const char *id)
 
 /* ---- a pass: local (worker), remote (loop), finish (worker) ---- */
 
+/* Remembers the domains still waiting, for ETRN and `petrel flush DOMAIN`. */
+static void
+note_domains(struct qmsg *m, const struct envelope *e)
+{
+    size_t len = 1;
+
+    snprintf(m->domains, sizeof(m->domains), " ");
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        const struct envelope_rcpt *r = &e->rcpts[i];
+        const char *at = strrchr(r->address, '@');
+        char word[300];
+
+        if (r->state != RCPT_PENDING || r->kind != RCPT_RELAY || at == NULL)
+            continue;
+        snprintf(word, sizeof(word), " %s ", at + 1);
+        if (strcasestr(m->domains, word) == NULL && len + strlen(word) < sizeof(m->domains))
+            len += (size_t)snprintf(m->domains + len, sizeof(m->domains) - len, "%s ", at + 1);
+    }
+}
+
+/* "example.org" matches that domain; "@example.org" its subdomains too. */
+static bool
+waits_for(const struct qmsg *m, const char *node)
+{
+    char word[300];
+    const char *p;
+
+    if (node[0] != '@') {
+        snprintf(word, sizeof(word), " %s ", node);
+        return strcasestr(m->domains, word) != NULL;
+    }
+    snprintf(word, sizeof(word), "%s ", node + 1);
+    for (p = m->domains; (p = strcasestr(p, word)) != NULL; p++)
+        if (p[-1] == ' ' || p[-1] == '.')
+            return true;
+    return false;
+}
+
 static void
 pass_end(struct qmsg *m)
 {
@@ -161,6 +199,8 @@ pass_end(struct qmsg *m)
         qmgr_submit(m->q, m->new_dsns[i]);
     m->ndsns = 0;
     m->running = m->flush = false;
+    if (e)
+        note_domains(m, e);
     for (size_t i = 0; e && !m->removed && i < e->nrcpts; i++)
         if (e->rcpts[i].state == RCPT_PENDING && (next == 0 || e->rcpts[i].next_attempt < next))
             next = e->rcpts[i].next_attempt;
@@ -444,9 +484,8 @@ qmgr_flush(struct qmgr *q, const char *domain)
     if (q->mta)
         mta_reset_destinations(q->mta);
     for (struct qmsg *m = q->msgs; m; m = m->next) {
-        if (m->running || m->held)
+        if (m->running || m->held || (domain && !waits_for(m, domain)))
             continue;
-        (void)domain; /* XXX: per-domain flush retries every message for now */
         m->flush = true;
         if (m->timer)
             evtimer_del(m->timer);

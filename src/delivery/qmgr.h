@@ -32,7 +32,8 @@ void qmgr_stop(struct qmgr *q);
 
 /* Control requests (petrel flush, delete, hold, release), on the loop
  * thread. flush retries every deferred message now (those with a pending
- * recipient in domain, or all when domain is NULL) and returns how many.
+ * recipient in domain — "@domain" includes its subdomains — or all when
+ * domain is NULL) and returns how many.
  * The others return 0, -ENOENT for an unknown id, or -EBUSY while a
  * delivery of that message is running (try again). */
 size_t qmgr_flush(struct qmgr *q, const char *domain);

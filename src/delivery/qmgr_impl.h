@@ -25,7 +25,8 @@ struct qmsg {
     struct envelope *env; /* during a pass */
     struct config *cf;    /* during a pass */
     bool running, held, flush, removed, deleted, finished;
-    int64_t due; /* next pass, unix time */
+    int64_t due;       /* next pass, unix time */
+    char domains[512]; /* " a.test b.test ": domains of pending relay recipients */
     struct event *timer;
     struct work work;
     struct buf journal; /* outcomes of this pass, written in step 3 */

@@ -232,7 +232,44 @@ hook_expn(void *ctx, struct str arg, struct buf *lines, struct smtp_reply *r)
     return 0;
 }
 
+/* ETRN is for clients that may relay to the node: the same rules decide. */
+static int
+hook_etrn(void *ctx, struct str node, struct smtp_reply *r)
+{
+    struct session *s = ctx;
+    struct route_client cl = session_client(s);
+    struct route_result res = {0};
+    struct smtp_path path = {0};
+    bool subdomains = node.ptr[0] == '@';
+    char domain[SMTP_DOMAIN_MAX + 2];
+    size_t n;
+
+    if (subdomains)
+        node = str_make(node.ptr + 1, node.len - 1);
+    if (!str_copy(node, domain + 1, sizeof(domain) - 1) || node.len == 0)
+        return smtp_reply_set(r, 501, "5.5.4", "syntax: ETRN domain");
+    snprintf(path.local, sizeof(path.local), "postmaster");
+    snprintf(path.domain, sizeof(path.domain), "%s", domain + 1);
+    if (router_rcpt(s->cf, &cl, &path, &res, r) < 0 || res.ntargets == 0 ||
+        res.targets[0].kind != ROUTE_RELAY) {
+        route_result_free(&res);
+        return smtp_reply_set(r, 459, "4.7.1", "%s: not allowed to start the queue for it",
+                              domain + 1);
+    }
+    route_result_free(&res);
+    domain[0] = '@';
+    n = qmgr_flush(s->d->qmgr, subdomains ? domain : domain + 1);
+    log_info("s=%lu ETRN %s from [%s]: %zu messages", s->id, domain + !subdomains, s->ip, n);
+    if (n == 0)
+        smtp_reply_set(r, 251, "2.0.0", "OK, no messages waiting for node %s", domain + 1);
+    else
+        smtp_reply_set(r, 253, "2.0.0", "OK, %zu pending messages for node %s started", n,
+                       domain + 1);
+    return 0;
+}
+
 static const struct smtp_server_hooks session_hooks = {
+    .etrn = hook_etrn,
     .mail = hook_mail,
     .rcpt = hook_rcpt,
     .reset = hook_reset,

@@ -10,7 +10,7 @@ struct help_topic {
 
 static const struct help_topic help_topics[] = {
     {"",
-     {"Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN",
+     {"Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN ETRN",
       "Legacy: SEND SOML SAML (RFC 821)", "HELP <command> describes one command", NULL}},
     {"HELO", {"HELO <hostname>: identify yourself (plain SMTP)", NULL}},
     {"EHLO", {"EHLO <hostname>: identify yourself and list the extensions", NULL}},
@@ -31,6 +31,7 @@ static const struct help_topic help_topics[] = {
     {"SEND", {"SEND FROM:<address>: deliver to a logged-in user's terminal (if enabled)", NULL}},
     {"SOML", {"SOML FROM:<address>: terminal if the user is logged in, else mailbox", NULL}},
     {"SAML", {"SAML FROM:<address>: terminal and mailbox", NULL}},
+    {"ETRN", {"ETRN <domain> or ETRN @<domain>: deliver the mail queued for it now", NULL}},
 };
 
 const char *const *

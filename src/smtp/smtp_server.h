@@ -70,6 +70,9 @@ struct smtp_server_hooks {
     int (*vrfy)(void *ctx, struct str arg, char *out, size_t n, struct smtp_reply *r);
     /* EXPN with `expn on`: append one address per line ("\n"-separated). */
     int (*expn)(void *ctx, struct str arg, struct buf *lines, struct smtp_reply *r);
+    /* ETRN (RFC 1985) for node ("example.org", "@example.org"): fill r with
+     * the 25x reply and return 0, or an error and -1. NULL: not offered. */
+    int (*etrn)(void *ctx, struct str node, struct smtp_reply *r);
 };
 
 struct smtp_server;

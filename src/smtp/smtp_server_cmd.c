@@ -46,6 +46,8 @@ cmd_helo(struct smtp_server *srv, const struct smtp_command *cmd, bool esmtp)
     smtp_reply_line(srv, 250, false, NULL, "ENHANCEDSTATUSCODES");
     smtp_reply_line(srv, 250, false, NULL, "SMTPUTF8");
     smtp_reply_line(srv, 250, false, NULL, "CHUNKING");
+    if (srv->hooks.etrn)
+        smtp_reply_line(srv, 250, false, NULL, "ETRN");
     smtp_reply_line(srv, 250, true, NULL, "DSN");
 }
 
@@ -360,6 +362,35 @@ cmd_expn(struct smtp_server *srv, const struct smtp_command *cmd)
     buf_free(&out);
 }
 
+/* RFC 1985: ETRN [@|#]node asks us to run the queue for that node. */
+static void
+cmd_etrn(struct smtp_server *srv, const struct smtp_command *cmd)
+{
+    struct str node = str_trim(cmd->args);
+    struct smtp_reply r = {0};
+
+    if (srv->hooks.etrn == NULL) {
+        smtp_reply(srv, 502, "5.5.1", "ETRN is not implemented");
+        return;
+    }
+    if (srv->state == SMTP_STATE_INIT || srv->in_tx) {
+        smtp_reply(srv, 503, "5.5.1",
+                   srv->in_tx ? "ETRN is not allowed during a transaction"
+                              : "send HELO or EHLO first");
+        return;
+    }
+    if (node.len == 0 || node.len > 256 || memchr(node.ptr, ' ', node.len)) {
+        smtp_reply(srv, 501, "5.5.4", "syntax: ETRN domain");
+        return;
+    }
+    if (node.ptr[0] == '#') {
+        smtp_reply(srv, 458, "4.5.0", "queue names are not supported; use ETRN domain");
+        return;
+    }
+    srv->hooks.etrn(srv->ctx, node, &r);
+    smtp_reply_err(srv, &r);
+}
+
 /* Commands that exist but are not offered by this server. */
 static void
 cmd_not_offered(struct smtp_server *srv, const struct smtp_command *cmd)
@@ -422,8 +453,9 @@ smtp_server_dispatch(struct smtp_server *srv, const struct smtp_command *cmd, si
         return cmd_vrfy(srv, cmd);
     case SMTP_CMD_EXPN:
         return cmd_expn(srv, cmd);
-    case SMTP_CMD_TURN:
     case SMTP_CMD_ETRN:
+        return cmd_etrn(srv, cmd);
+    case SMTP_CMD_TURN:
     case SMTP_CMD_ATRN:
     case SMTP_CMD_AUTH:
     case SMTP_CMD_STARTTLS:

@@ -72,6 +72,9 @@ class Peer:
         self.name = name or ip
         self.messages = []
         self.attempts = {}  # rcpt -> RCPT commands seen
+        self.commands = []  # every command line received
+        self.hold_data = False  # True: sit on the final reply of DATA until False
+        self.in_data = False
         self.lock = threading.Lock()
         peer = self
 
@@ -111,6 +114,8 @@ class Peer:
                 return
             cmd = line.decode("utf-8", "replace").rstrip("\r\n")
             up = cmd.upper()
+            with self.lock:
+                self.commands.append(cmd)
             if up.startswith("EHLO") or up.startswith("LHLO"):
                 helo = cmd[5:]
                 lines = [self.name] + list(self.ext)
@@ -140,6 +145,9 @@ class Peer:
                     if not ln or ln == b".\r\n":
                         break
                     data += ln[1:] if ln.startswith(b"..") else ln
+                self.in_data = True
+                while self.hold_data:
+                    time.sleep(0.05)
                 with self.lock:
                     self.messages.append(Message(sender, rcpts, data, helo))
                 wf.write(b"250 2.0.0 queued\r\n")

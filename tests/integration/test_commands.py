@@ -31,12 +31,12 @@ def test_ehlo_keywords(conn):
     assert r.lines[0] == f"{HOSTNAME} Hello client.example.net [127.0.0.1]"
     kw = [ln.upper() for ln in r.lines[1:]]
     for k in ("PIPELINING", "SIZE 26214400", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
-              "CHUNKING", "DSN"):
+              "CHUNKING", "DSN", "ETRN"):
         assert k in kw, f"EHLO lacks {k}: {r!r}"
     words = {k.split()[0] for k in kw}
     assert "STARTTLS" not in words and "AUTH" not in words, r
     assert words <= {"PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8",
-                     "CHUNKING", "DSN", "HELP"}, f"unexpected keyword: {r!r}"
+                     "CHUNKING", "DSN", "ETRN", "HELP"}, f"unexpected keyword: {r!r}"
 
 
 def test_helo(conn):
@@ -199,14 +199,30 @@ def test_turn(petrel):
         c.cmd("TURN", 502, "5.7.0")
 
 
-@pytest.mark.parametrize("line", ["ETRN example.org", "ATRN example.org", "AUTH PLAIN AGJvYgBi",
-                                  "STARTTLS"])
+@pytest.mark.parametrize("line", ["ATRN example.org", "AUTH PLAIN AGJvYgBi", "STARTTLS"])
 def test_not_implemented_502(petrel, line):
     with ehloed(petrel) as c:
         r = c.cmd(line)
         assert r.code == 502, r
         assert r.status and r.status.startswith("5."), r
         c.cmd("NOOP", 250)  # the session goes on
+
+
+def test_etrn_codes(petrel_factory):
+    """RFC 1985: 459 for a node this client may not relay to, 251 when
+    nothing waits, 501 without a node, 458 for #queue names, 503 inside a
+    transaction."""
+    p = petrel_factory(trusted=["127.0.0.1"])
+    with ehloed(p) as c:
+        c.cmd("ETRN", 501, "5.5.4")
+        c.cmd("ETRN #queue", 458)
+        c.cmd("ETRN example.org", 459, "4.7.1")  # ours: nothing is relayed for it
+        c.cmd("ETRN other.test", 251, "2.0.0")
+        c.cmd("MAIL FROM:<s@example.net>", 250)
+        c.cmd("ETRN other.test", 503, "5.5.1")
+    untrusted = petrel_factory()
+    with ehloed(untrusted) as c:
+        c.cmd("ETRN other.test", 459, "4.7.1")
 
 
 def test_unknown_command(petrel):

@@ -8,7 +8,7 @@ import email.policy
 
 import pytest
 
-from conftest import free_port, message, send_raw, wait_until
+from conftest import SMTPConn, free_port, message, send_raw, wait_until
 from peers import DNS, Peer
 
 SENDER = "alice@example.org"  # local: bounces land in alice's Maildir
@@ -162,3 +162,64 @@ def test_bounce_to_failing_sender_is_not_bounced_again(petrel_factory, net):
     # the bounce was attempted once (to perm-sender), and nothing bounced it back
     assert peer.attempts.get("perm-sender@dest.test") == 1
     assert p.all_mails() == []
+
+
+def test_etrn_starts_delivery_for_its_domain(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns)  # default retry: the next try is minutes away
+    send_raw(p.port, SENDER, ["tempfirst@dest.test"], message("etrn"))
+    wait_until(lambda: "status=deferred" in p.stderr(), 20, what="the first attempt to fail")
+    with SMTPConn(p.port) as c:
+        c.ehlo()
+        c.cmd("ETRN other.test", 251, "2.0.0")
+        c.cmd("ETRN dest.test", 253, "2.0.0")
+    wait_until(lambda: peer.received("tempfirst@dest.test"), 20, what="delivery after ETRN")
+    p.wait_queue_empty()
+
+
+def test_dsn_parameters_are_passed_on(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns)
+    with SMTPConn(p.port) as c:
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{SENDER}> RET=HDRS ENVID=env+2B1", 250)
+        c.cmd("RCPT TO:<bob@dest.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@dest.test", 250)
+        c.data(message("dsn-pass") + b"\r\n.\r\n", 250)
+    wait_until(lambda: peer.received("bob@dest.test"), 20, what="relay to a DSN peer")
+    mail = [c for c in peer.commands if c.upper().startswith("MAIL FROM")][0]
+    rcpt = [c for c in peer.commands if c.upper().startswith("RCPT TO")][0]
+    assert "RET=HDRS" in mail and "ENVID=env+2B1" in mail, mail
+    assert "NOTIFY=SUCCESS,FAILURE" in rcpt and "ORCPT=rfc822;bob@dest.test" in rcpt, rcpt
+    p.wait_queue_empty()
+    assert p.mails("alice") == [], "a DSN peer reports success itself; no DSN from us"
+
+
+def test_notify_success_on_local_delivery(petrel_factory, net):
+    dns = net.dns()
+    p = relay_petrel(petrel_factory, net, dns)
+    with SMTPConn(p.port) as c:
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{SENDER}>", 250)
+        c.cmd("RCPT TO:<bob@example.org> NOTIFY=SUCCESS", 250)
+        c.data(message("notify-success", to="bob@example.org") + b"\r\n.\r\n", 250)
+    assert p.wait_mails("bob", 1)[0].first("Subject") == "notify-success"
+    fields = status_fields(bounces(p)[0])
+    assert fields[0]["Action"] == "delivered"
+    assert fields[0]["Status"].startswith("2.")
+
+
+def test_kill9_during_remote_delivery_loses_nothing(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")
+    peer.hold_data = True  # accept DATA, then wait before the final reply
+    p = relay_petrel(petrel_factory, net, dns)
+    send_raw(p.port, SENDER, ["bob@dest.test"], message("kill-mid-delivery"))
+    wait_until(lambda: peer.in_data, 20, what="the peer to be inside DATA")
+    p.kill9()
+    peer.hold_data = False
+    p.start()
+    wait_until(lambda: any(b"kill-mid-delivery" in m.data for m in peer.received()), 30,
+               what="delivery after the restart")
+    p.wait_queue_empty()

@@ -41,7 +41,7 @@
 #define R_BARE "554 5.6.0 message contains bare CR or LF; lines must end in CRLF\r\n"
 
 #define HELP_REPLY                                                                                 \
-    "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN\r\n"          \
+    "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN ETRN\r\n"     \
     "214-2.0.0 Legacy: SEND SOML SAML (RFC 821)\r\n"                                               \
     "214 2.0.0 HELP <command> describes one command\r\n"
 
