@@ -34,7 +34,7 @@ usage(void)
     fprintf(stderr, "usage: petrel [-c FILE] check\n"
                     "       petrel [-c FILE] queue [show ID]\n"
                     "       petrel [-c FILE] mailq\n"
-                    "       petrel [-c FILE] flush [DOMAIN]\n"
+                    "       petrel [-c FILE] flush [DOMAIN|@DOMAIN]\n"
                     "       petrel [-c FILE] delete ID|all\n"
                     "       petrel [-c FILE] hold ID\n"
                     "       petrel [-c FILE] release ID\n"

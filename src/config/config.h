@@ -109,7 +109,6 @@ struct config {
     int remote_port;              /* remote port 25 */
     unsigned max_outbound;        /* limit outbound-connections 20 */
     unsigned max_per_destination; /* limit destination-connections 4 */
-    bool double_bounce_notice;    /* double-bounce-notice on|off (off) */
 };
 
 /*

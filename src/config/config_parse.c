@@ -72,7 +72,6 @@ static const struct config_option config_options[] = {
     {"limit", "outbound-connections", OPT_COUNT, FIELD(max_outbound), .min = 1, .max = 100000},
     {"limit", "destination-connections", OPT_COUNT, FIELD(max_per_destination), .min = 1,
      .max = 10000},
-    {"double-bounce-notice", NULL, OPT_FLAG, FIELD(double_bounce_notice)},
     {"recipient-delimiter", .parse = config_parse_delimiter},
 };
 

@@ -68,13 +68,17 @@ id_take(struct str w, char *out)
     return queue_id_valid(out);
 }
 
-/* A domain name or address literal; U-labels (UTF-8) are allowed. */
+/* A domain name or address literal, "@" first for its subdomains too (as
+ * ETRN, RFC 1985 5.3); U-labels (UTF-8) are allowed. */
 static bool
 domain_take(struct str w, char *out)
 {
-    if (w.len == 0 || w.len > CONTROL_ARG_MAX || w.ptr[0] == '.' || w.ptr[0] == '-')
+    size_t start = w.len && w.ptr[0] == '@';
+
+    if (w.len <= start || w.len > CONTROL_ARG_MAX || w.ptr[start] == '.' || w.ptr[start] == '-')
         return false;
-    for (size_t i = 0; i < w.len; i++) {
+    out[0] = '@';
+    for (size_t i = start; i < w.len; i++) {
         unsigned char c = (unsigned char)w.ptr[i];
         bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' || c == '.' ||
                   c == '_' || c == '[' || c == ']' || c == ':' || c >= 0x80;

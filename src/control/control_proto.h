@@ -22,7 +22,7 @@
 
 enum control_cmd {
     CONTROL_PING,       /* "ping" */
-    CONTROL_FLUSH,      /* "flush [DOMAIN]" */
+    CONTROL_FLUSH,      /* "flush [DOMAIN]", "flush @DOMAIN" (and subdomains) */
     CONTROL_DELETE,     /* "delete ID" */
     CONTROL_DELETE_ALL, /* "delete all" */
     CONTROL_HOLD,       /* "hold ID" */

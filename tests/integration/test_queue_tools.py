@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import send_raw, message, wait_until
+from conftest import message, send_raw, wait_until
+from test_outbound import net, relay_petrel  # noqa: F401 (net is a fixture)
 from test_sendmail import FakeDaemon, queued, require_control, run_tool, sendmail
 
 QID_RE = r"[0-9A-F]{16}"
@@ -320,17 +321,31 @@ def test_flush_delivers_deferred_now(petrel):
     assert not (petrel.spool / "queue" / qid).exists()
 
 
-def test_flush_domain(petrel):
-    require_control(petrel)
-    stuck_message(petrel, "by domain")
-    petrel.maildir("bob").unlink()
-    r = petrel_cmd(petrel, "flush", "elsewhere.example")
-    assert r.returncode == 0
-    assert r.out.startswith("0 messages")
-    r = petrel_cmd(petrel, "flush", "example.org")
-    assert r.returncode == 0
-    assert r.out.startswith("1 message ")
-    petrel.wait_mails("bob", timeout=10)
+def test_flush_domain_and_deferred_relay_listing(petrel_factory, net):
+    """A relay recipient deferred by its MX: listed with its attempt and
+    error, then delivered by `flush DOMAIN` long before its retry time."""
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")  # defers "tempfirst" once
+    p = relay_petrel(petrel_factory, net, dns)
+    require_control(p)
+    r = sendmail(p, "-f", "alice@example.org", "tempfirst@dest.test", input="Subject: f\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    [qid] = queued(p)
+
+    def deferred_line():
+        entries = listing_entries(petrel_cmd(p, "queue").out)
+        line = entries.get(qid, ("", {}))[1].get("<tempfirst@dest.test>", "")
+        return line if line.startswith("deferred") else None
+
+    line = wait_until(deferred_line, 20, what="the recipient deferred in the listing")
+    assert re.match(r"deferred  <tempfirst@dest\.test> \(relay\) attempts 1, "
+                    r"next \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: .*4\d\d", line), line
+    r = petrel_cmd(p, "flush", "other.test")
+    assert (r.returncode, r.out) == (0, "0 messages scheduled for delivery\n")
+    r = petrel_cmd(p, "flush", "@test")  # dest.test is a subdomain
+    assert (r.returncode, r.out) == (0, "1 message scheduled for delivery\n"), r.out
+    wait_until(lambda: peer.received("tempfirst@dest.test"), 20, what="delivery after flush")
+    p.wait_queue_empty()
 
 
 def test_delete_all(petrel):

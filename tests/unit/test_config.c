@@ -117,7 +117,6 @@ test_outbound(void **state)
                                     "resolver 127.0.0.1 port 5353\nremote port 2526\n"
                                     "limit outbound-connections 7\n"
                                     "limit destination-connections 2\n"
-                                    "double-bounce-notice on\n"
                                     "action \"mx\" relay\n"
                                     "action \"smart\" relay host smtp.example.net port 587\n"
                                     "action \"dovecot\" lmtp 127.0.0.1 port 24\n"
@@ -136,7 +135,6 @@ test_outbound(void **state)
     assert_int_equal(cf->remote_port, 2526);
     assert_int_equal(cf->max_outbound, 7);
     assert_int_equal(cf->max_per_destination, 2);
-    assert_true(cf->double_bounce_notice);
     assert_int_equal(cf->actions[0].kind, ACTION_RELAY);
     assert_null(cf->actions[0].host);
     assert_string_equal(cf->actions[1].host, "smtp.example.net");
@@ -193,7 +191,6 @@ test_defaults(void **state)
     assert_int_equal(cf->remote_port, 25);
     assert_int_equal(cf->max_outbound, 20);
     assert_int_equal(cf->max_per_destination, 4);
-    assert_false(cf->double_bounce_notice);
     config_unref(cf);
 }
 

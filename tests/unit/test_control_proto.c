@@ -82,6 +82,7 @@ test_requests(void **state)
     expect_ok("flush Example.ORG", CONTROL_FLUSH, "example.org");
     expect_ok("flush [192.0.2.1]", CONTROL_FLUSH, "[192.0.2.1]");
     expect_ok("flush bücher.example", CONTROL_FLUSH, "bücher.example");
+    expect_ok("flush @Example.org", CONTROL_FLUSH, "@example.org"); /* and subdomains */
     expect_ok("delete " ID, CONTROL_DELETE, ID);
     expect_ok("delete all", CONTROL_DELETE_ALL, "");
     expect_ok("DELETE ALL", CONTROL_DELETE_ALL, "");
@@ -113,6 +114,9 @@ test_refused(void **state)
     expect_refused("hold " ID " " ID, "too many arguments");
     expect_refused("flush a b", "too many arguments");
     expect_refused("flush user@example.org", "bad domain");
+    expect_refused("flush @", "bad domain");
+    expect_refused("flush @@example.org", "bad domain");
+    expect_refused("flush @.example.org", "bad domain");
     expect_refused("flush -x", "bad domain");
     expect_refused("flush .example.org", "bad domain");
     expect_refused("flush a/b", "bad domain");
