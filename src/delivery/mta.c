@@ -72,7 +72,7 @@ struct mta {
 
 static void dest_kick(struct dest *d);
 static void conn_connect(struct conn *c);
-static void conn_step(struct conn *c);
+static bool conn_step(struct conn *c);
 
 /* ---- requests ---- */
 
@@ -368,11 +368,19 @@ conn_ready(struct conn *c)
         return;
     }
     conn_fill_message(c);
-    smtp_client_send(c->cl, &c->msg);
+    if (smtp_client_send(c->cl, &c->msg) < 0) {
+        /* The envelope cannot be sent as it is (it would inject commands). */
+        struct mta_request *req = c->req;
+
+        c->req = NULL;
+        req_finish_all(req, 554, "5.6.0", "envelope cannot be sent over SMTP", NULL);
+        conn_ready(c);
+    }
 }
 
-/* The transaction ended: every recipient has a reply. */
-static void
+/* The transaction ended: every recipient has a reply. Returns false when
+ * the connection was given up (c freed, or reconnecting elsewhere). */
+static bool
 conn_done(struct conn *c)
 {
     struct mta_request *req = c->req;
@@ -392,7 +400,7 @@ conn_done(struct conn *c)
         smtp_client_quit(c->cl);
         c->addr = c->d->mx.hosts[c->host].naddrs; /* skip its other addresses */
         conn_host_failed(c, &why);
-        return;
+        return false;
     }
     for (size_t i = 0; i < req->nrcpts; i++) {
         struct mta_result *res = &req->results[i];
@@ -404,6 +412,7 @@ conn_done(struct conn *c)
     c->req = NULL;
     req->done(req);
     smtp_client_next(c->cl);
+    return true;
 }
 
 static void
@@ -417,9 +426,12 @@ conn_flush(struct conn *c)
     }
 }
 
-static void
+/* Acts on the client's state. Returns false when c was freed. */
+static bool
 conn_step(struct conn *c)
 {
+    struct timeval tv = {MTA_TIMEOUT, 0};
+
     for (;;) {
         conn_flush(c);
         switch (smtp_client_event(c->cl)) {
@@ -428,22 +440,26 @@ conn_step(struct conn *c)
             conn_flush(c);
             if (smtp_client_event(c->cl) == SMTP_CLIENT_DONE)
                 continue; /* refused by a pre-check, nothing sent */
-            return;
+            break;
         case SMTP_CLIENT_DONE:
-            conn_done(c);
-            if (c->cl == NULL)
-                return; /* moved on to another host */
+            if (!conn_done(c))
+                return false;
             continue;
         case SMTP_CLIENT_FAILED:
             conn_host_failed(c, smtp_client_error(c->cl));
-            return;
+            return false;
         case SMTP_CLIENT_CLOSED:
             c->req = NULL;
             conn_free(c);
-            return;
+            return false;
         case SMTP_CLIENT_BUSY:
-            return;
+            break;
         }
+        /* RFC 5321 4.5.3.2: the wait depends on the reply expected. */
+        if (smtp_client_timeout(c->cl) > 0)
+            tv.tv_sec = smtp_client_timeout(c->cl);
+        bufferevent_set_timeouts(c->bev, &tv, &tv);
+        return true;
     }
 }
 
@@ -452,12 +468,15 @@ conn_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    size_t len = evbuffer_get_length(in);
+    size_t len;
 
-    if (len) {
+    /* feed() stops at each reply that needs an action from us. */
+    while ((len = evbuffer_get_length(in)) > 0) {
         size_t used = smtp_client_feed(c->cl, (const char *)evbuffer_pullup(in, -1), len);
 
         evbuffer_drain(in, used);
+        if (!conn_step(c) || used == 0)
+            return;
     }
     conn_step(c);
 }

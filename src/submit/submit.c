@@ -8,9 +8,9 @@
 #include "base/xmalloc.h"
 #include "config/router.h"
 #include "control/control_client.h"
-#include "queue/spool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,12 +581,99 @@ store_chown(const char *spool, const char *id)
     }
 }
 
+/*
+ * Not spool_open() + spool_store(): spool_open() is the daemon's start-up
+ * and empties tmp/, so run next to a running daemon it deletes that
+ * daemon's commits in flight (their clients get 451). This is the same
+ * ordering as spool.c (write, fdatasync, rename, fsync of queue/), with a
+ * rename that never replaces a queued message of the same id.
+ * XXX: spool.c could offer a store that opens nothing; then this goes.
+ */
+static int
+rename_noreplace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return errno;
+    if (link(from, to) < 0) /* a file system without RENAME_NOREPLACE */
+        return errno;
+    unlink(from);
+    return 0;
+}
+
+static int
+write_parts(int fd, const struct str parts[3])
+{
+    for (int i = 0; i < 3; i++) {
+        const char *p = parts[i].ptr;
+        size_t n = parts[i].len;
+
+        while (n > 0) {
+            ssize_t w = write(fd, p, n);
+
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                return errno;
+            p += w;
+            n -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+/* Makes the spool directories a daemon that never ran has not made yet. */
+static void
+store_dirs(const char *spool)
+{
+    static const char *const subs[] = {"", "/tmp", "/queue"};
+    char path[4096];
+
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s%s", spool, subs[i]);
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return; /* the open below reports it */
+    }
+}
+
+static int
+store_write(const char *spool, const char *id, const struct str parts[3])
+{
+    char tmp[4096], dst[4096];
+    int fd, r;
+
+    snprintf(tmp, sizeof(tmp), "%s/tmp/%s", spool, id);
+    snprintf(dst, sizeof(dst), "%s/queue/%s", spool, id);
+    store_dirs(spool);
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+        return errno;
+    r = write_parts(fd, parts);
+    if (r == 0 && fdatasync(fd) < 0)
+        r = errno;
+    if (close(fd) < 0 && r == 0)
+        r = errno;
+    if (r == 0)
+        r = rename_noreplace(tmp, dst);
+    if (r != 0) {
+        unlink(tmp);
+        return r;
+    }
+    snprintf(tmp, sizeof(tmp), "%s/queue", spool);
+    if ((fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) < 0)
+        r = errno;
+    if (fd >= 0)
+        close(fd);
+    if (r != 0)
+        unlink(dst); /* not durable: the caller reports a failure, so no copy stays */
+    return r;
+}
+
 int
 submit_store(struct submit *s, const char *spool, struct str trace, struct str msg, char *err,
              size_t errlen)
 {
     struct buf meta;
-    struct spool *sp;
     int r;
 
     s->env->arrival = time(NULL);
@@ -597,14 +684,7 @@ submit_store(struct submit *s, const char *spool, struct str trace, struct str m
         snprintf(err, errlen, "envelope too large");
         return EFBIG;
     }
-    errno = 0;
-    if ((sp = spool_open(spool, NULL, err, errlen)) == NULL) {
-        r = errno ? errno : EIO;
-        buf_free(&meta);
-        return r;
-    }
-    r = spool_store(sp, s->env->id, (const struct str[3]){buf_str(&meta), trace, msg});
-    spool_close(sp);
+    r = store_write(spool, s->env->id, (const struct str[3]){buf_str(&meta), trace, msg});
     buf_free(&meta);
     if (r != 0)
         snprintf(err, errlen, "cannot store %s in %s/queue: %s", s->env->id, spool, strerror(r));

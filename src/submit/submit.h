@@ -133,8 +133,10 @@ void submit_new_id(struct submit *s, const char *spool);
 /*
  * Writes the envelope, trace and message (CRLF lines) into the spool at
  * spool_dir durably (write, fdatasync, rename, fsync of queue/), under the
- * id from submit_new_id(). Sets the arrival time, 8BITMIME and SMTPUTF8 when
- * the content needs them. 0, or an errno value with err filled.
+ * id from submit_new_id(), beside a running daemon without disturbing it.
+ * Sets the arrival time, 8BITMIME and SMTPUTF8 when the content needs them.
+ * 0, or an errno value with err filled; EEXIST when another process took
+ * the id meanwhile (take a new one and try again).
  */
 int submit_store(struct submit *s, const char *spool_dir, struct str trace, struct str msg,
                  char *err, size_t errlen);

@@ -67,8 +67,10 @@ class Peer:
     """An SMTP server on (ip, port) in a thread. ext: EHLO keywords."""
 
     def __init__(self, ip, port, ext=("PIPELINING", "8BITMIME", "SIZE 10000000", "DSN"),
-                 greeting=220, name=None):
+                 greeting=220, name=None, lmtp=False):
         self.ip, self.port, self.ext, self.greeting = ip, port, ext, greeting
+        self.lmtp = lmtp  # RFC 2033: one final reply per accepted recipient
+        self.sessions = 0
         self.name = name or ip
         self.messages = []
         self.attempts = {}  # rcpt -> RCPT commands seen
@@ -103,6 +105,8 @@ class Peer:
         return b"250 2.1.5 ok\r\n"
 
     def _session(self, rf, wf):
+        with self.lock:
+            self.sessions += 1
         if self.greeting != 220:
             wf.write(b"%d 4.3.2 not now\r\n" % self.greeting)
             return
@@ -150,7 +154,7 @@ class Peer:
                     time.sleep(0.05)
                 with self.lock:
                     self.messages.append(Message(sender, rcpts, data, helo))
-                wf.write(b"250 2.0.0 queued\r\n")
+                wf.write(b"250 2.0.0 queued\r\n" * (len(rcpts) if self.lmtp else 1))
             elif up == "RSET":
                 sender, rcpts = None, []
                 wf.write(b"250 2.0.0 ok\r\n")

@@ -223,3 +223,42 @@ def test_kill9_during_remote_delivery_loses_nothing(petrel_factory, net):
     wait_until(lambda: any(b"kill-mid-delivery" in m.data for m in peer.received()), 30,
                what="delivery after the restart")
     p.wait_queue_empty()
+
+
+def test_greeting_421_moves_to_the_next_mx(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10), ("dest.test", "mx2.dest.test", 20)],
+                  hosts=[("mx1.dest.test", "127.0.0.2"), ("mx2.dest.test", "127.0.0.3")])
+    busy = net.peer("127.0.0.2", greeting=421)
+    second = net.peer("127.0.0.3")
+    p = relay_petrel(petrel_factory, net, dns)
+    send_raw(p.port, SENDER, ["bob@dest.test"], message("past-421"))
+    wait_until(lambda: second.received("bob@dest.test"), 20, what="delivery to the second MX")
+    assert busy.sessions >= 1 and busy.received() == []
+
+
+def test_connection_is_reused_for_the_next_message(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns)
+    for i in range(3):
+        send_raw(p.port, SENDER, ["bob@dest.test"], message(f"reuse-{i}"))
+        wait_until(lambda: len(peer.received()) == i + 1, 20, what=f"message {i}")
+    assert peer.sessions == 1, "the idle connection should carry the next messages"
+
+
+def test_lmtp_action_delivers_with_per_recipient_replies(petrel_factory, net):
+    dns = net.dns()
+    lmtp = net.peer("127.0.0.4", lmtp=True)
+    rules = (f'action "dovecot" lmtp 127.0.0.4 port {net.remote_port}\n'
+             'match for domain "example.org" action "local"\n'
+             'match from src <trusted> for domain "lmtp.test" action "dovecot"\n')
+    p = petrel_factory(trusted=["127.0.0.1"], rules=rules,
+                       extra=f"resolver 127.0.0.1 port {dns.port}\n")
+    send_raw(p.port, SENDER, ["ann@lmtp.test", "perm@lmtp.test", "ben@lmtp.test"],
+             message("over-lmtp"))
+    wait_until(lambda: lmtp.received("ann@lmtp.test"), 20, what="LMTP delivery")
+    assert any(c.upper().startswith("LHLO") for c in lmtp.commands)
+    assert sorted(lmtp.received()[0].rcpts) == ["ann@lmtp.test", "ben@lmtp.test"]
+    fields = status_fields(bounces(p)[0])
+    assert [f["Final-Recipient"].split(";")[-1].strip() for f in fields] == ["perm@lmtp.test"]
+    p.wait_queue_empty()

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from conftest import build_dir, petreld_env, wait_until
+from conftest import SMTPConn, build_dir, petreld_env, wait_until
 
 EX_USAGE, EX_DATAERR, EX_NOUSER, EX_NOPERM = 64, 65, 67, 77
 
@@ -415,3 +415,39 @@ def test_bs_delivered_at_once_by_running_daemon(petrel):
     assert r.returncode == 0, r.stderr
     [m] = petrel.wait_mails("carol", timeout=10)
     assert m.first("Subject") == "bs now"
+
+
+@pytest.mark.deadline(120)
+def test_sendmail_beside_a_busy_daemon(petrel):
+    """sendmail must not touch the daemon's commits in flight (it once
+    emptied tmp/ as a daemon does at start: their clients got 451)."""
+    replies, codes, done = [], [], threading.Event()
+
+    def smtp_client():
+        with SMTPConn(petrel.port, timeout=30) as c:
+            c.ehlo()
+            for _ in range(40):
+                c.cmd("MAIL FROM:<s@example.net>")
+                c.cmd("RCPT TO:<alice@example.org>")
+                c.cmd("DATA")
+                c.send(b"Subject: busy\r\n\r\n" + (b"y" * 998 + b"\r\n") * 20 + b".\r\n")
+                replies.append(c.reply().code)
+
+    def sendmail_loop():
+        while not done.is_set():
+            codes.append(sendmail(petrel, "bob", input="Subject: beside\n\nx\n").returncode)
+
+    clients = [threading.Thread(target=smtp_client) for _ in range(4)]
+    loop = threading.Thread(target=sendmail_loop)
+    loop.start()
+    for t in clients:
+        t.start()
+    for t in clients:
+        t.join()
+    done.set()
+    loop.join()
+    assert replies == [250] * 160, [r for r in replies if r != 250][:5]
+    assert codes and set(codes) == {0}, codes
+    petrel.wait_mails("alice", 160, timeout=60)
+    petrel.wait_mails("bob", len(codes), timeout=60)
+    assert "spool commit failed" not in petrel.stderr()
