@@ -71,6 +71,8 @@ class Peer:
         self.ip, self.port, self.ext, self.greeting = ip, port, ext, greeting
         self.lmtp = lmtp  # RFC 2033: one final reply per accepted recipient
         self.sessions = 0
+        self.active = 0  # sessions open now
+        self.max_active = 0
         self.name = name or ip
         self.messages = []
         self.attempts = {}  # rcpt -> RCPT commands seen
@@ -107,6 +109,15 @@ class Peer:
     def _session(self, rf, wf):
         with self.lock:
             self.sessions += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            self._dialogue(rf, wf)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def _dialogue(self, rf, wf):
         if self.greeting != 220:
             wf.write(b"%d 4.3.2 not now\r\n" % self.greeting)
             return

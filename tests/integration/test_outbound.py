@@ -262,3 +262,36 @@ def test_lmtp_action_delivers_with_per_recipient_replies(petrel_factory, net):
     fields = status_fields(bounces(p)[0])
     assert [f["Final-Recipient"].split(";")[-1].strip() for f in fields] == ["perm@lmtp.test"]
     p.wait_queue_empty()
+
+
+def test_destination_connection_cap_and_a_slow_destination(petrel_factory, net):
+    dns = net.dns(mx=[("slow.test", "mx.slow.test", 10), ("fast.test", "mx.fast.test", 10)],
+                  hosts=[("mx.slow.test", "127.0.0.2"), ("mx.fast.test", "127.0.0.3")])
+    slow, fast = net.peer("127.0.0.2"), net.peer("127.0.0.3")
+    slow.hold_data = True  # every transaction to slow.test hangs before its final reply
+    p = relay_petrel(petrel_factory, net, dns, extra="limit destination-connections 2\n")
+    for i in range(4):
+        send_raw(p.port, SENDER, [f"u{i}@slow.test"], message(f"slow-{i}"))
+    wait_until(lambda: slow.active == 2, 20, what="two connections to the slow destination")
+    send_raw(p.port, SENDER, ["bob@fast.test"], message("fast-one"))
+    wait_until(lambda: fast.received("bob@fast.test"), 20,
+               what="the fast destination served while the slow one hangs")
+    assert slow.max_active == 2, "limit destination-connections 2 must hold"
+    assert slow.received() == []
+    slow.hold_data = False
+    wait_until(lambda: len(slow.received()) == 4, 30, what="the slow messages after release")
+    p.wait_queue_empty()
+
+
+def test_delay_warning(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns, extra="retry 1s\ndelay-warning 2s\n")
+    qid = send_raw(p.port, SENDER, ["temp@dest.test"], message("delayed"))
+    fields = status_fields(bounces(p, timeout=30)[0])
+    assert fields[0]["Action"] == "delayed"
+    assert fields[0]["Status"].startswith("4.")
+    assert p.queue_contains(qid), "a delay warning leaves the message queued"
+    # only one warning, however many retries follow
+    wait_until(lambda: p.stderr().count("status=deferred") >= 4, 30, what="more retries")
+    assert sum(1 for _ in bounces(p)) == 1
