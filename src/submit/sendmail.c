@@ -156,7 +156,9 @@ input_line(struct sendmail_input *in)
 
     if (l->len && l->data[l->len - 1] == '\r')
         l->len--;
-    if (!in->ignore_dots && l->len == 1 && l->data[0] == '.') {
+    if (in->nlines++ == 0 && l->len >= 5 && memcmp(l->data, "From ", 5) == 0) {
+        /* an mbox separator, not a header field: dropped, as Postfix does */
+    } else if (!in->ignore_dots && l->len == 1 && l->data[0] == '.') {
         in->done = true;
     } else if (buf_append(in->out, l->data, l->len) < 0 || buf_append(in->out, "\r\n", 2) < 0) {
         in->too_big = true;

@@ -47,13 +47,15 @@ struct sendmail_input {
     bool done;        /* a line "." ended the message */
     bool too_big;     /* out's max was exceeded */
     struct buf line;  /* the line being read */
+    size_t nlines;    /* lines read so far */
 };
 
 void sendmail_input_init(struct sendmail_input *in, struct buf *out, bool ignore_dots);
 void sendmail_input_free(struct sendmail_input *in);
 /*
  * Takes input bytes: LF and CRLF line ends become CRLF (a lone CR is kept),
- * and unless ignore_dots a line that is exactly "." ends the message.
+ * a first line "From ..." (an mbox separator) is dropped, and unless
+ * ignore_dots a line that is exactly "." ends the message.
  * Returns the octets used: fewer than n once done. On overflow sets
  * too_big and returns -1.
  */

@@ -200,6 +200,10 @@ test_input_line_ends(void **state)
     expect_convert("a\rb\n", false, "a\rb\r\n");           /* a lone CR is kept */
     expect_convert("", false, "");
     expect_convert("\n\n", false, "\r\n\r\n");
+    /* a leading mbox "From " line goes; later ones are body text */
+    expect_convert("From me Sun Nov 22 13:25:18 2026\nTo: a\n\nFrom here\n", false,
+                   "To: a\r\n\r\nFrom here\r\n");
+    expect_convert("From: me\n", false, "From: me\r\n");
 }
 
 static void
