@@ -27,6 +27,10 @@ check_layer event 'base|event'
 check_layer smtp 'base|smtp'
 check_layer queue 'base|event|queue'
 check_layer config 'base|config|smtp'
+check_layer net 'base|net'
+check_layer delivery 'base|event|smtp|queue|config|net|delivery'
+check_layer control 'base|event|queue|config|delivery|control'
+check_layer submit 'base|smtp|queue|config|delivery|control|submit'
 
 if command -v clang-format >/dev/null 2>&1; then
     if ! clang-format --dry-run -Werror $(git ls-files '*.c' '*.h') 2>/dev/null; then

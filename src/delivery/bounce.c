@@ -7,6 +7,7 @@
 #include "config/router.h"
 #include "delivery/dsn.h"
 #include "delivery/qmgr_impl.h"
+#include "delivery/route_envelope.h"
 #include "smtp/smtp_address.h"
 
 #include <stdio.h>
@@ -122,13 +123,7 @@ dsn_envelope(struct qmsg *m, const char *id)
     d->smtputf8 = m->env->smtputf8;
     free(d->client);
     d->client = strdup("local");
-    for (size_t i = 0; i < res.ntargets; i++) {
-        const struct route_target *t = &res.targets[i];
-
-        envelope_add_rcpt(d, t->kind == ROUTE_MAILDIR ? RCPT_MAILDIR : RCPT_RELAY,
-                          t->action ? t->action->name : "", t->user, t->address, m->env->sender, 0,
-                          "");
-    }
+    route_envelope_add(d, &res, m->env->sender, 0, "");
     route_result_free(&res);
     return d;
 }

@@ -4,6 +4,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "config/router.h"
+#include "delivery/route_envelope.h"
 #include "delivery/terminal.h"
 #include "inbound/daemon.h"
 #include "queue/envelope.h"
@@ -146,36 +147,6 @@ check_send(struct session *s, const struct route_result *res, const char *orig,
     return 0;
 }
 
-static bool
-same_rcpt(const struct envelope_rcpt *e, enum rcpt_kind kind, const char *action,
-          const struct route_target *t)
-{
-    /* Mailboxes are one per action and user, whatever domain reached them. */
-    return e->kind == kind && strcmp(e->action, action) == 0 &&
-           strcmp(kind == RCPT_MAILDIR ? e->user : e->address,
-                  kind == RCPT_MAILDIR ? t->user : t->address) == 0;
-}
-
-static void
-add_targets(struct session *s, const struct route_result *res, const char *orig,
-            const struct smtp_rcpt_params *p)
-{
-    for (size_t i = 0; i < res->ntargets; i++) {
-        const struct route_target *t = &res->targets[i];
-        enum rcpt_kind kind = t->kind == ROUTE_MAILDIR ? RCPT_MAILDIR : RCPT_RELAY;
-        const char *action = t->action ? t->action->name : "";
-
-        bool dup = false;
-
-        /* An alias and one of its members in one message: one copy. */
-        for (size_t j = 0; j < s->env->nrcpts && !dup; j++)
-            dup = same_rcpt(&s->env->rcpts[j], kind, action, t);
-        if (dup)
-            continue;
-        envelope_add_rcpt(s->env, kind, action, t->user, t->address, orig, p->notify, p->orcpt);
-    }
-}
-
 static int
 hook_rcpt(void *ctx, const struct smtp_path *to, const struct smtp_rcpt_params *p,
           struct smtp_reply *r)
@@ -193,7 +164,7 @@ hook_rcpt(void *ctx, const struct smtp_path *to, const struct smtp_rcpt_params *
                  r->status, r->text, s->env->sender, orig);
         return -1;
     }
-    add_targets(s, &res, orig, p);
+    route_envelope_add(s->env, &res, orig, p->notify, p->orcpt);
     route_result_free(&res);
     if (s->rcpt_orig++ == 0)
         snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", orig);

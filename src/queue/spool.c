@@ -130,8 +130,12 @@ commit_rename(struct spool *sp, struct spool_commit *c)
 
     spool_path(sp, tmp, sizeof(tmp), "tmp", c->id, "");
     spool_path(sp, dst, sizeof(dst), "queue", c->id, "");
-    if (rename(tmp, dst) == 0)
+    /* Never replace a message: the sendmail command picks ids in another
+     * process, and two ids may meet. */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
         return 0;
+    if ((errno == EINVAL || errno == ENOSYS) && rename(tmp, dst) == 0)
+        return 0; /* a file system without RENAME_NOREPLACE */
     unlink(tmp);
     return errno;
 }

@@ -8,6 +8,7 @@
 #include "base/xmalloc.h"
 #include "config/router.h"
 #include "control/control_client.h"
+#include "delivery/route_envelope.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,33 +51,6 @@ submit_begin(struct submit *s, const char *sender, const char *helo)
     s->env->helo = xstrdup(helo);
 }
 
-/* Mailboxes are one per action and user, whatever domain reached them. */
-static bool
-same_rcpt(const struct envelope_rcpt *e, enum rcpt_kind kind, const char *action,
-          const struct route_target *t)
-{
-    return e->kind == kind && strcmp(e->action, action) == 0 &&
-           strcmp(kind == RCPT_MAILDIR ? e->user : e->address,
-                  kind == RCPT_MAILDIR ? t->user : t->address) == 0;
-}
-
-static void
-add_targets(struct submit *s, const struct route_result *res, const char *orig, unsigned notify,
-            const char *orcpt)
-{
-    for (size_t i = 0; i < res->ntargets; i++) {
-        const struct route_target *t = &res->targets[i];
-        enum rcpt_kind kind = t->kind == ROUTE_MAILDIR ? RCPT_MAILDIR : RCPT_RELAY;
-        const char *action = t->action ? t->action->name : "";
-        bool dup = false;
-
-        for (size_t j = 0; j < s->env->nrcpts && !dup; j++)
-            dup = same_rcpt(&s->env->rcpts[j], kind, action, t);
-        if (!dup)
-            envelope_add_rcpt(s->env, kind, action, t->user, t->address, orig, notify, orcpt);
-    }
-}
-
 int
 submit_rcpt(struct submit *s, const struct smtp_path *to, unsigned notify, const char *orcpt,
             struct smtp_reply *err)
@@ -89,7 +63,7 @@ submit_rcpt(struct submit *s, const struct smtp_path *to, unsigned notify, const
         return smtp_reply_set(err, 501, "5.1.3", "recipient address too long");
     if (router_rcpt(s->cf, &cl, to, &res, err) < 0)
         return -1;
-    add_targets(s, &res, orig, notify, orcpt);
+    route_envelope_add(s->env, &res, orig, notify, orcpt);
     route_result_free(&res);
     if (s->naccepted++ == 0)
         snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", orig);
