@@ -349,21 +349,25 @@ remote_done(struct mta_request *req)
         pass_finish(m);
 }
 
-/* Collects the due recipients of r's destination (same action and domain)
- * into one request, marking them taken. */
+/* Collects the due recipients of r's destination (same action, and same
+ * domain unless the action names its host) into one request. */
 static void
 remote_group(struct qmsg *m, size_t first, bool *taken, const char *map, size_t maplen)
 {
     struct envelope *e = m->env;
     const struct envelope_rcpt *r = &e->rcpts[first];
     struct remote_batch *b = xcalloc(1, sizeof(*b) + e->nrcpts * sizeof(size_t));
+    const struct action *a = action_named(m->cf, r->action);
+    /* A smarthost or LMTP server is one destination whatever the domains. */
+    bool fixed_host = a && a->host;
     size_t n = 0;
 
     for (size_t i = first; i < e->nrcpts; i++) {
         const struct envelope_rcpt *o = &e->rcpts[i];
 
         if (taken[i] || o->kind != RCPT_RELAY || !qmgr_rcpt_due(m, o) ||
-            strcmp(o->action, r->action) != 0 || strcasecmp(rcpt_domain(o), rcpt_domain(r)) != 0)
+            strcmp(o->action, r->action) != 0 ||
+            (!fixed_host && strcasecmp(rcpt_domain(o), rcpt_domain(r)) != 0))
             continue;
         taken[i] = true;
         b->idx[n++] = i;

@@ -5,6 +5,11 @@ outcomes, and RFC 3464 bounces into the sender's local Maildir.
 """
 import email
 import email.policy
+import os
+import signal
+import socket
+import socketserver
+import subprocess
 
 import pytest
 
@@ -295,3 +300,106 @@ def test_delay_warning(petrel_factory, net):
     # only one warning, however many retries follow
     wait_until(lambda: p.stderr().count("status=deferred") >= 4, 30, what="more retries")
     assert sum(1 for _ in bounces(p)) == 1
+
+
+def test_smarthost_relay_to_smtp_sink(petrel_factory, net, tmp_path):
+    """`relay host H port N` sends everything to one host, here Postfix's
+    smtp-sink; no MX lookup happens for an IP address."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+    # smtp-sink writes as user postfix, which cannot enter pytest's 0700 dirs
+    dump = Path(tempfile.mkdtemp(prefix="petrel-sink-"))
+    os.chmod(dump, 0o777)
+    port = free_port("127.0.0.5")
+    sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-u", "postfix", "-D", str(dump / "all"),
+                             f"127.0.0.5:{port}", "10"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.5", port), 1).close()
+                return True
+            except OSError:
+                return sink.poll() is not None  # exited: fail below, not by timeout
+
+        wait_until(listening, 10, what="smtp-sink to listen")
+        assert sink.poll() is None, "smtp-sink exited"
+        rules = (f'action "smart" relay host 127.0.0.5 port {port}\n'
+                 'match for domain "example.org" action "local"\n'
+                 'match from src <trusted> for any action "smart"\n')
+        p = petrel_factory(trusted=["127.0.0.1"], rules=rules)
+        send_raw(p.port, SENDER, ["a@far.test", "b@other.test"], message("via-smarthost"))
+        p.wait_queue_empty()
+        wait_until(lambda: (dump / "all").exists() and b"via-smarthost" in
+                   (dump / "all").read_bytes(), 10, what="the message in smtp-sink's dump")
+        assert "relay=[127.0.0.5]" in p.stderr() and p.stderr().count("status=sent") == 2
+        raw = (dump / "all").read_bytes()
+        # one smarthost, one transaction for both domains
+        assert raw.count(b"X-Mail-Args:") == 1, raw[:600]
+        assert b"X-Rcpt-Args: <a@far.test>" in raw and b"X-Rcpt-Args: <b@other.test>" in raw
+    finally:
+        os.kill(sink.pid, signal.SIGTERM)
+        sink.wait(timeout=10)
+        shutil.rmtree(dump, ignore_errors=True)
+
+
+class _V6Server(socketserver.ThreadingTCPServer):
+    address_family = socket.AF_INET6
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def test_ipv6_mx_host(petrel_factory, net):
+    port = net.remote_port
+    got = []
+
+    class H(socketserver.StreamRequestHandler):
+        def handle(self):
+            w = self.wfile.write
+            w(b"220 v6 ESMTP\r\n")
+            for line in self.rfile:
+                up = line.upper()
+                if up.startswith(b"EHLO"):
+                    w(b"250 v6\r\n")
+                elif up.startswith(b"DATA"):
+                    w(b"354 go\r\n")
+                    body = b""
+                    for ln in self.rfile:
+                        if ln == b".\r\n":
+                            break
+                        body += ln
+                    got.append(body)
+                    w(b"250 2.0.0 ok\r\n")
+                elif up.startswith(b"QUIT"):
+                    w(b"221 bye\r\n")
+                    return
+                else:
+                    w(b"250 2.0.0 ok\r\n")
+
+    try:
+        srv = _V6Server(("::1", port), H)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    import threading
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        dns = net.dns(mx=[("six.test", "mx.six.test", 10)], hosts=[("mx.six.test", "::1")])
+        p = relay_petrel(petrel_factory, net, dns)
+        send_raw(p.port, SENDER, ["bob@six.test"], message("over-ipv6"))
+        wait_until(lambda: any(b"over-ipv6" in b for b in got), 20, what="delivery over IPv6")
+        p.wait_queue_empty()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_smtputf8_message_to_a_host_without_it_bounces(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")  # no SMTPUTF8 in its EHLO
+    p = relay_petrel(petrel_factory, net, dns)
+    send_raw(p.port, SENDER, ["jos\u00e9@dest.test"], message("utf8-needs"),
+             mail_params=" SMTPUTF8")
+    fields = status_fields(bounces(p)[0])
+    assert fields[0]["Status"] == "5.6.7"
+    assert peer.received() == []
