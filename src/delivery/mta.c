@@ -281,6 +281,42 @@ conn_next_target(struct conn *c)
     return ++c->host < mx->nhosts;
 }
 
+/* RFC 2033 4.2: an LMTP server may have delivered to some recipients
+ * (one final reply each) before the connection broke. Those outcomes stand:
+ * retrying them, here or on another host, would deliver twice. The rest
+ * get a temporary failure. True if the request was completed so. */
+static bool
+conn_partial_done(struct conn *c, const struct smtp_reply *why)
+{
+    struct mta_request *req = c->req;
+    const struct smtp_client_ext *ext = smtp_client_ext(c->cl);
+    bool delivered = false;
+
+    for (size_t i = 0; i < req->nrcpts && !delivered; i++) {
+        const struct smtp_reply *r = smtp_client_result(c->cl, i);
+
+        delivered = r && r->code / 100 == 2;
+    }
+    if (!delivered)
+        return false;
+    for (size_t i = 0; i < req->nrcpts; i++) {
+        const struct smtp_reply *r = smtp_client_result(c->cl, i);
+        struct mta_result *res = &req->results[i];
+
+        if (r && r->code / 100 != 4)
+            res->reply = *r;
+        else if (why->code / 100 == 4)
+            res->reply = *why;
+        else
+            smtp_reply_set(&res->reply, 451, "4.4.1", "%s", why->text);
+        snprintf(res->host, sizeof(res->host), "%s", conn_host(c));
+        res->dsn_passed = ext->dsn && c->rcpts[i].notify != 0;
+    }
+    c->req = NULL;
+    req->done(req);
+    return true;
+}
+
 /* This host could not take the current request: try the next one, or
  * give the request back with the last error. */
 static void
@@ -290,6 +326,8 @@ conn_host_failed(struct conn *c, const struct smtp_reply *why)
 
     log_info("delivery to %s: %s: %d %s %s", c->d->name, conn_host(c), why->code,
              why->status ? why->status : "", why->text);
+    if (c->req && c->cl)
+        conn_partial_done(c, why);
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
@@ -521,12 +559,12 @@ conn_connect(struct conn *c)
     bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
     bufferevent_set_timeouts(c->bev, &tv, &tv);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len) < 0) {
-        struct smtp_reply why;
-
-        smtp_reply_set(&why, 451, "4.4.1", "cannot connect");
-        conn_host_failed(c, &why);
-    }
+    /* connect() can fail at once (ENETUNREACH: an IPv6 MX without an IPv6
+     * route). Giving up c here would free it, and maybe d, under the
+     * caller (dest_kick's loop, conn_free) and complete a request inside
+     * mta_submit(): report the failure from the loop instead. */
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len) < 0)
+        bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* ---- public ---- */
@@ -555,6 +593,10 @@ mta_free(struct mta *m)
 {
     if (m == NULL)
         return;
+    /* First: it answers pending lookups (TEMPFAIL) into their destinations,
+     * which must still exist. */
+    resolver_free(m->resolver);
+    m->resolver = NULL;
     while (m->dests) {
         struct dest *d = m->dests;
 
@@ -577,7 +619,6 @@ mta_free(struct mta *m)
         m->dests = d->next;
         free(d);
     }
-    resolver_free(m->resolver);
     free(m);
 }
 

@@ -255,7 +255,9 @@ local_run(struct work *w)
     if (atomic_load(&m->q->stopping))
         return;
     qmgr_local_run(m);
-    if (m->env && !remote_due(m)) { /* nothing for step 2: finish here */
+    /* Nothing for step 2, or shutting down (the outbound agent may be gone
+     * by the time local_done() runs): finish here. */
+    if (m->env && (!remote_due(m) || atomic_load(&m->q->stopping))) {
         qmgr_finish_run(m);
         m->finished = true;
     }
@@ -268,6 +270,15 @@ local_done(struct work *w)
 
     if (m->env == NULL || m->finished) { /* done, gone, unreadable, or shutting down */
         m->finished = false;
+        pass_end(m);
+        return;
+    }
+    if (atomic_load(&m->q->stopping)) {
+        /* Stopped after local_run() looked: daemon_release() may have freed
+         * the outbound agent already. Journal the local outcomes here; a
+         * blocking write on the loop thread is fine once it is shutting
+         * down. */
+        qmgr_finish_run(m);
         pass_end(m);
         return;
     }

@@ -5,11 +5,13 @@
  * they were sent: a crash in between repeats a DSN, never loses one.
  */
 #include "base/log.h"
+#include "base/xmalloc.h"
 #include "delivery/dsn.h"
 #include "delivery/qmgr_impl.h"
 #include "smtp/smtp_command.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void
@@ -60,18 +62,19 @@ static void
 final_dsns(struct qmsg *m)
 {
     struct envelope *e = m->env;
-    size_t failed[256], ok[256], nf = 0, ns = 0;
+    /* Every recipient marked reported below must be in the DSN: no cap. */
+    size_t *failed = xcalloc(e->nrcpts + 1, sizeof(size_t));
+    size_t *ok = xcalloc(e->nrcpts + 1, sizeof(size_t)), nf = 0, ns = 0;
 
     for (size_t i = 0; i < e->nrcpts; i++) {
         struct envelope_rcpt *r = &e->rcpts[i];
 
         if (r->state == RCPT_PENDING || r->dsn_sent)
             continue;
-        if (r->state == RCPT_FAILED && wants(r, SMTP_NOTIFY_FAILURE) && nf < 256)
+        if (r->state == RCPT_FAILED && wants(r, SMTP_NOTIFY_FAILURE))
             failed[nf++] = i;
         /* A peer that took the DSN parameters reports success itself. */
-        if (r->state == RCPT_DELIVERED && wants(r, SMTP_NOTIFY_SUCCESS) && !r->dsn_passed &&
-            ns < 256)
+        if (r->state == RCPT_DELIVERED && wants(r, SMTP_NOTIFY_SUCCESS) && !r->dsn_passed)
             ok[ns++] = i;
         r->dsn_sent = true;
         if (envelope_journal_line(e, i, 'n', &m->journal) < 0)
@@ -79,23 +82,27 @@ final_dsns(struct qmsg *m)
     }
     queue_dsn(m, DSN_FAILURE, failed, nf);
     queue_dsn(m, DSN_SUCCESS, ok, ns);
+    free(failed);
+    free(ok);
 }
 
 static void
 delay_dsn(struct qmsg *m)
 {
     struct envelope *e = m->env;
-    size_t idx[256], n = 0;
+    size_t *idx, n = 0;
 
     if (e->warned || m->cf->delay_warning == 0 ||
         m->now - e->arrival < (int64_t)m->cf->delay_warning)
         return;
-    for (size_t i = 0; i < e->nrcpts && n < 256; i++)
+    idx = xcalloc(e->nrcpts + 1, sizeof(size_t));
+    for (size_t i = 0; i < e->nrcpts; i++)
         if (e->rcpts[i].state == RCPT_PENDING && wants(&e->rcpts[i], SMTP_NOTIFY_DELAY))
             idx[n++] = i;
     e->warned = true;
     (void)!buf_printf(&m->journal, "w\n");
     queue_dsn(m, DSN_DELAY, idx, n);
+    free(idx);
 }
 
 void
