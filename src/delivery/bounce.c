@@ -42,13 +42,19 @@ split_error(const char *err, int kind, char *status, size_t slen, char *host, si
 }
 
 static const char *
-action_of(int kind, const struct envelope_rcpt *r)
+action_of(const struct config *cf, int kind, const struct envelope_rcpt *r)
 {
     if (kind == DSN_DELAY)
         return "delayed";
     if (kind == DSN_FAILURE)
         return "failed";
-    return r->kind == RCPT_RELAY ? "relayed" : "delivered";
+    if (r->kind == RCPT_MAILDIR)
+        return "delivered";
+    /* LMTP is final delivery; SMTP relaying is not (RFC 3464 2.3.3). */
+    for (size_t i = 0; i < cf->nactions; i++)
+        if (strcmp(cf->actions[i].name, r->action) == 0)
+            return cf->actions[i].kind == ACTION_LMTP ? "delivered" : "relayed";
+    return "relayed";
 }
 
 static int
@@ -70,7 +76,7 @@ dsn_text(struct qmsg *m, int kind, const size_t *idx, size_t n, const char *id, 
             rs[k] = (struct dsn_rcpt){
                 .address = rc->address,
                 .orcpt = rc->orcpt,
-                .action = action_of(kind, rc),
+                .action = action_of(m->cf, kind, rc),
                 .status = status[k],
                 .remote_mta = host[k],
                 .diagnostic = kind == DSN_SUCCESS ? "" : diag,

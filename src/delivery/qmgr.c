@@ -193,28 +193,42 @@ static void
 pass_end(struct qmsg *m)
 {
     struct envelope *e = m->env;
+    bool pending = false, again = m->reflush;
     int64_t next = 0;
 
     for (int i = 0; i < m->ndsns; i++)
         qmgr_submit(m->q, m->new_dsns[i]);
     m->ndsns = 0;
-    m->running = m->flush = false;
+    m->running = m->flush = m->reflush = false;
+    for (size_t i = 0; e && !m->removed && i < e->nrcpts; i++) {
+        const struct envelope_rcpt *r = &e->rcpts[i];
+
+        pending |= r->state == RCPT_PENDING || !r->dsn_sent;
+        if (r->state == RCPT_PENDING && (next == 0 || r->next_attempt < next))
+            next = r->next_attempt;
+    }
     if (e)
         note_domains(m, e);
-    for (size_t i = 0; e && !m->removed && i < e->nrcpts; i++)
-        if (e->rcpts[i].state == RCPT_PENDING && (next == 0 || e->rcpts[i].next_attempt < next))
-            next = e->rcpts[i].next_attempt;
     envelope_free(e);
     m->env = NULL;
     config_unref(m->cf);
     m->cf = NULL;
     buf_reset(&m->journal);
-    if (e == NULL || m->removed || m->deleted || next == 0) {
+    if (e == NULL || m->removed || m->deleted || !pending) {
         qmsg_free(m);
         return;
     }
-    if (!m->held && !atomic_load(&m->q->stopping))
-        qmsg_schedule(m, next);
+    if (m->held || atomic_load(&m->q->stopping))
+        return;
+    if (again) { /* a flush came while this pass ran */
+        m->flush = true;
+        next = 0;
+    } else if (next <= m->now) {
+        /* Nothing was tried (a file that could not be read, a DSN that could
+         * not be stored): wait the first retry interval, never spin. */
+        next = m->now + (m->q->first_retry ? m->q->first_retry : 300);
+    }
+    qmsg_schedule(m, next);
 }
 
 static void
@@ -293,6 +307,7 @@ qmsg_pass(struct qmsg *m)
     m->running = true;
     m->now = time(NULL);
     m->cf = m->q->current(m->q->arg);
+    m->q->first_retry = m->cf->retry[0];
     m->work = (struct work){.run = local_run, .done = local_done};
     workpool_submit(m->q->pool, &m->work);
 }
@@ -408,6 +423,7 @@ remote_start(struct qmsg *m)
     struct envelope *e = m->env;
     bool *taken = xcalloc(e->nrcpts ? e->nrcpts : 1, sizeof(bool));
 
+    note_domains(m, e);    /* ETRN and flush can find it while it runs */
     m->remote_pending = 1; /* held until every group is submitted */
     for (size_t i = 0; i < e->nrcpts; i++) {
         const char *map;
@@ -499,8 +515,13 @@ qmgr_flush(struct qmgr *q, const char *domain)
     if (q->mta)
         mta_reset_destinations(q->mta);
     for (struct qmsg *m = q->msgs; m; m = m->next) {
-        if (m->running || m->held || (domain && !waits_for(m, domain)))
+        if (m->held || (domain && !waits_for(m, domain)))
             continue;
+        if (m->running) { /* its pass ends soon: run another right after */
+            m->reflush = true;
+            n++;
+            continue;
+        }
         m->flush = true;
         if (m->timer)
             evtimer_del(m->timer);

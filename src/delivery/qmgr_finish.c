@@ -18,6 +18,7 @@ static void
 expire_pending(struct qmsg *m)
 {
     struct envelope *e = m->env;
+    unsigned days = m->cf->expire % 86400 ? 0 : m->cf->expire / 86400;
     char text[700];
 
     if (m->now - e->arrival < (int64_t)m->cf->expire)
@@ -27,8 +28,9 @@ expire_pending(struct qmsg *m)
 
         if (r->state != RCPT_PENDING)
             continue;
-        snprintf(text, sizeof(text), "4.4.7 message expired after %u days in the queue%s%s",
-                 m->cf->expire / 86400, r->error[0] ? "; last error: " : "", r->error);
+        snprintf(text, sizeof(text), "4.4.7 message expired after %u %s in the queue%s%s",
+                 days ? days : m->cf->expire, days ? "days" : "seconds",
+                 r->error[0] ? "; last error: " : "", r->error);
         qmgr_rcpt_failed(m, i, text);
         qmgr_log(e, r, r->kind == RCPT_MAILDIR ? "maildir" : "smtp", "expired", text);
     }
@@ -43,28 +45,44 @@ wants(const struct envelope_rcpt *r, unsigned bit)
     return (r->notify & bit) != 0;
 }
 
-static void
+/* Queues one DSN; true when nothing more is owed (stored, nothing to
+ * say, or a null sender), false when it must be tried again. */
+static bool
 queue_dsn(struct qmsg *m, int kind, const size_t *idx, size_t n)
 {
-    if (n == 0 || m->ndsns >= (int)(sizeof(m->new_dsns) / sizeof(m->new_dsns[0])))
-        return;
+    if (n == 0)
+        return true;
     if (m->env->sender[0] == '\0') {
         /* Never answer a bounce with a bounce (RFC 3461 6.2, RFC 5321 6.1). */
         log_info("%s: from=<>: %zu recipient(s) failed; no DSN for a null sender", m->id, n);
-        return;
+        return true;
     }
-    if (qmgr_bounce(m, kind, idx, n, m->new_dsns[m->ndsns]) == 0)
-        m->ndsns++;
+    if (m->ndsns >= (int)(sizeof(m->new_dsns) / sizeof(m->new_dsns[0])) ||
+        qmgr_bounce(m, kind, idx, n, m->new_dsns[m->ndsns]) < 0)
+        return false;
+    m->ndsns++;
+    return true;
 }
 
-/* Final DSNs: failures, and successes that asked for one. */
+static bool
+listed(const size_t *idx, size_t n, size_t i)
+{
+    for (size_t k = 0; k < n; k++)
+        if (idx[k] == i)
+            return true;
+    return false;
+}
+
+/* Final DSNs: failures, and successes that asked for one. A recipient is
+ * marked reported (journal "n") only once its DSN is stored. */
 static void
 final_dsns(struct qmsg *m)
 {
     struct envelope *e = m->env;
-    /* Every recipient marked reported below must be in the DSN: no cap. */
+    /* Every failed recipient must be in the DSN: no cap. */
     size_t *failed = xcalloc(e->nrcpts + 1, sizeof(size_t));
     size_t *ok = xcalloc(e->nrcpts + 1, sizeof(size_t)), nf = 0, ns = 0;
+    bool failed_done, ok_done;
 
     for (size_t i = 0; i < e->nrcpts; i++) {
         struct envelope_rcpt *r = &e->rcpts[i];
@@ -76,14 +94,31 @@ final_dsns(struct qmsg *m)
         /* A peer that took the DSN parameters reports success itself. */
         if (r->state == RCPT_DELIVERED && wants(r, SMTP_NOTIFY_SUCCESS) && !r->dsn_passed)
             ok[ns++] = i;
+    }
+    failed_done = queue_dsn(m, DSN_FAILURE, failed, nf);
+    ok_done = queue_dsn(m, DSN_SUCCESS, ok, ns);
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        struct envelope_rcpt *r = &e->rcpts[i];
+
+        if (r->state == RCPT_PENDING || r->dsn_sent || (!failed_done && listed(failed, nf, i)) ||
+            (!ok_done && listed(ok, ns, i)))
+            continue;
         r->dsn_sent = true;
         if (envelope_journal_line(e, i, 'n', &m->journal) < 0)
             log_warn("%s: journal too large", m->id);
     }
-    queue_dsn(m, DSN_FAILURE, failed, nf);
-    queue_dsn(m, DSN_SUCCESS, ok, ns);
     free(failed);
     free(ok);
+}
+
+/* True while a final recipient still owes its sender a DSN. */
+static bool
+dsn_owed(const struct envelope *e)
+{
+    for (size_t i = 0; i < e->nrcpts; i++)
+        if (e->rcpts[i].state != RCPT_PENDING && !e->rcpts[i].dsn_sent)
+            return true;
+    return false;
 }
 
 static void
@@ -99,9 +134,10 @@ delay_dsn(struct qmsg *m)
     for (size_t i = 0; i < e->nrcpts; i++)
         if (e->rcpts[i].state == RCPT_PENDING && wants(&e->rcpts[i], SMTP_NOTIFY_DELAY))
             idx[n++] = i;
-    e->warned = true;
-    (void)!buf_printf(&m->journal, "w\n");
-    queue_dsn(m, DSN_DELAY, idx, n);
+    if (queue_dsn(m, DSN_DELAY, idx, n)) {
+        e->warned = true;
+        (void)!buf_printf(&m->journal, "w\n");
+    }
     free(idx);
 }
 
@@ -115,13 +151,14 @@ qmgr_finish_run(struct qmsg *m)
     expire_pending(m);
     final_dsns(m);
     delay_dsn(m);
-    if (envelope_pending(e) == 0) {
+    if (envelope_pending(e) == 0 && !dsn_owed(e)) {
         /* Removing the file records every outcome at once. */
         if (spool_remove(m->q->spool, m->id) == 0) {
             m->removed = true;
             log_info("%s: removed", m->id);
+            return;
         }
-        return;
+        /* not removed: the journal must record the outcomes instead */
     }
     if (m->journal.len && spool_journal(m->q->spool, m->id, m->journal.data, m->journal.len) < 0)
         log_warn("%s: cannot write the journal; outcomes will be retried", m->id);

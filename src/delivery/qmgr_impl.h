@@ -25,6 +25,7 @@ struct qmsg {
     struct envelope *env; /* during a pass */
     struct config *cf;    /* during a pass */
     bool running, held, flush, removed, deleted, finished;
+    bool reflush;      /* a flush arrived while running: another pass after this one */
     int64_t due;       /* next pass, unix time */
     char domains[512]; /* " a.test b.test ": domains of pending relay recipients */
     struct event *timer;
@@ -47,6 +48,7 @@ struct qmgr {
     atomic_bool stopping;
     struct qmsg *msgs;
     size_t nmsgs;
+    unsigned first_retry; /* retry[0] of the config last seen */
 };
 
 /* Step 1, on a worker thread: sets m->env (NULL if the file is gone). */

@@ -186,6 +186,10 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 
     (void)sig;
     (void)what;
+    if (d->stopping) { /* listeners_sync() would open the closed listeners again */
+        log_info("reload ignored: shutting down");
+        return;
+    }
     cf = config_load(d->config_path, err, sizeof(err));
     if (cf == NULL) {
         log_warn("reload failed, keeping the running configuration: %s", err);

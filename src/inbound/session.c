@@ -411,7 +411,7 @@ session_event(struct bufferevent *bev, short what, void *arg)
     struct session *s = arg;
 
     (void)bev;
-    if ((what & BEV_EVENT_TIMEOUT) && !s->closing && !s->committing) {
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !s->closing && !s->committing) {
         log_info("s=%lu timeout from [%s]", s->id, s->ip);
         smtp_server_close(s->smtp, "4.4.2", "timeout, closing connection");
         session_flush(s);
@@ -419,10 +419,14 @@ session_event(struct bufferevent *bev, short what, void *arg)
         /* give the 421 one write-timeout to leave, then drop */
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT && s->committing) {
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->committing) {
         bufferevent_enable(s->bev, EV_READ); /* re-arm; the commit ends it */
         return;
     }
+    /* A write timeout: the peer has read nothing for a whole timeout and
+     * libevent has disabled writing, so no 421 could ever leave: drop it. */
+    if (what & BEV_EVENT_TIMEOUT)
+        log_info("s=%lu timeout from [%s] (not reading replies)", s->id, s->ip);
     session_end(s);
 }
 
@@ -497,8 +501,12 @@ session_drain(struct session *s)
 void
 session_abort(struct session *s)
 {
-    if (s->closing || s->committing) {
+    if (s->committing) {
         s->draining = true;
+        return;
+    }
+    if (s->closing) { /* grace is over for unread replies too */
+        session_end(s);
         return;
     }
     smtp_server_close(s->smtp, "4.3.2", "shutting down");

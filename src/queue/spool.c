@@ -134,8 +134,10 @@ commit_rename(struct spool *sp, struct spool_commit *c)
      * process, and two ids may meet. */
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) == 0)
         return 0;
-    if ((errno == EINVAL || errno == ENOSYS) && rename(tmp, dst) == 0)
-        return 0; /* a file system without RENAME_NOREPLACE */
+    if ((errno == EINVAL || errno == ENOSYS) && link(tmp, dst) == 0) {
+        unlink(tmp); /* a file system without RENAME_NOREPLACE: link never replaces */
+        return 0;
+    }
     unlink(tmp);
     return errno;
 }

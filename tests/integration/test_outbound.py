@@ -403,3 +403,21 @@ def test_smtputf8_message_to_a_host_without_it_bounces(petrel_factory, net):
     fields = status_fields(bounces(p)[0])
     assert fields[0]["Status"] == "5.6.7"
     assert peer.received() == []
+
+
+def test_notify_success_over_lmtp_says_delivered(petrel_factory, net):
+    """LMTP is final delivery: its success DSN says "delivered", not "relayed"."""
+    dns = net.dns()
+    net.peer("127.0.0.4", lmtp=True, ext=("PIPELINING",))  # no DSN: we report success
+    rules = (f'action "dovecot" lmtp 127.0.0.4 port {net.remote_port}\n'
+             'match for domain "example.org" action "local"\n'
+             'match from src <trusted> for domain "lmtp.test" action "dovecot"\n')
+    p = petrel_factory(trusted=["127.0.0.1"], rules=rules,
+                       extra=f"resolver 127.0.0.1 port {dns.port}\n")
+    with SMTPConn(p.port) as c:
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{SENDER}>", 250)
+        c.cmd("RCPT TO:<ann@lmtp.test> NOTIFY=SUCCESS", 250)
+        c.data(message("lmtp-success") + b"\r\n.\r\n", 250)
+    fields = status_fields(bounces(p)[0])
+    assert fields[0]["Action"] == "delivered"
