@@ -4,6 +4,8 @@
  * no daemon; flush, delete, hold and release go to petreld over its control
  * socket. Commands, options and exit codes: docs/tools.md.
  */
+#include "auth/password.h"
+#include "auth/sasl.h"
 #include "config/config.h"
 #include "control/control_client.h"
 #include "queue/envelope.h"
@@ -12,12 +14,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,7 +43,8 @@ usage(void)
                     "       petrel [-c FILE] hold ID\n"
                     "       petrel [-c FILE] release ID\n"
                     "       petrel [-c FILE] ping\n"
-                    "       petrel [-c FILE] sendmail [OPTION...] [RECIPIENT...]\n");
+                    "       petrel [-c FILE] sendmail [OPTION...] [RECIPIENT...]\n"
+                    "       petrel passwd [--sha512]\n");
     return EXIT_USAGE;
 }
 
@@ -477,6 +482,130 @@ cmd_mailq(int argc, char **argv)
     return cmd_queue(path, 0, NULL);
 }
 
+/* ---- petrel passwd ---- */
+
+/* The terminal settings to restore if a signal ends a prompt. */
+static struct termios saved_tty;
+
+static void
+restore_tty(int sig)
+{
+    tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* One line from stdin into buf (size n), read without stdio so that no
+ * copy of the password stays in a stdio buffer. Returns its length without
+ * the line end, -1 on end of input before any octet or a read error, -2 if
+ * it does not fit (the rest of the line is read and dropped). */
+static long
+read_secret_line(char *buf, size_t n)
+{
+    size_t len = 0;
+    bool too_long = false, any = false;
+    ssize_t r;
+    char c;
+
+    while ((r = read(STDIN_FILENO, &c, 1)) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        any = true;
+        if (c == '\n')
+            break;
+        if (len + 1 < n)
+            buf[len++] = c;
+        else
+            too_long = true;
+    }
+    if (len > 0 && buf[len - 1] == '\r')
+        len--;
+    buf[len] = '\0';
+    c = 0;
+    return too_long ? -2 : any ? (long)len : -1;
+}
+
+/* Prompts on stderr with echo off when stdin is a terminal. */
+static long
+prompt_secret(const char *prompt, bool tty, char *buf, size_t n)
+{
+    struct termios quiet;
+    long len;
+
+    if (!tty)
+        return read_secret_line(buf, n);
+    fputs(prompt, stderr);
+    fflush(stderr);
+    quiet = saved_tty;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    quiet.c_lflag |= ECHONL;
+    signal(SIGINT, restore_tty);
+    signal(SIGTERM, restore_tty);
+    signal(SIGHUP, restore_tty);
+    signal(SIGQUIT, restore_tty);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    len = read_secret_line(buf, n);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    return len;
+}
+
+/* Reads the password (twice on a terminal) into pw; 0 or -1 (reported). */
+static int
+passwd_read(char *pw, size_t n)
+{
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_tty) == 0;
+    char again[PASSWORD_LEN_MAX + 2];
+    long len = prompt_secret("Password: ", tty, pw, n);
+    const char *problem = NULL;
+
+    if (len == -2 || len > PASSWORD_LEN_MAX)
+        problem = "the password is longer than 511 octets";
+    else if (len < 0)
+        problem = "no password given";
+    else if (len == 0)
+        problem = "the password is empty";
+    else if (!sasl_utf8_valid(str_make(pw, (size_t)len)))
+        problem = "the password is not valid UTF-8 (SMTP AUTH sends UTF-8)";
+    else if (tty &&
+             (prompt_secret("Again: ", tty, again, sizeof(again)) < 0 || strcmp(pw, again) != 0))
+        problem = "the passwords differ";
+    explicit_bzero(again, sizeof(again));
+    if (problem == NULL)
+        return 0;
+    fprintf(stderr, "petrel: passwd: %s\n", problem);
+    return -1;
+}
+
+/* petrel passwd [--sha512]: a hash for "name:HASH" in the users table. */
+static int
+cmd_passwd(int argc, char **argv)
+{
+    const char *prefix = "$y$";
+    char pw[PASSWORD_LEN_MAX + 2], hash[PASSWORD_HASH_MAX];
+    int rc = EXIT_FAIL;
+
+    if (argc == 1 && strcmp(argv[0], "--sha512") == 0)
+        prefix = "$6$";
+    else if (argc != 0)
+        return usage();
+    if (passwd_read(pw, sizeof(pw)) == 0) {
+        if (password_hash(pw, prefix, hash, sizeof(hash)) == 0) {
+            printf("%s\n", hash);
+            rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+        } else {
+            fprintf(stderr, "petrel: passwd: hashing the password failed\n");
+        }
+    }
+    explicit_bzero(pw, sizeof(pw));
+    return rc;
+}
+
 static const char *
 progname(const char *argv0)
 {
@@ -511,6 +640,8 @@ main(int argc, char **argv)
         return i == argc ? cmd_queue(path, 0, NULL) : usage();
     if (strcmp(cmd, "sendmail") == 0)
         return cmd_sendmail(path, argc - i + 1, argv + i - 1);
+    if (strcmp(cmd, "passwd") == 0)
+        return cmd_passwd(argc - i, argv + i);
     for (size_t k = 0; k < sizeof(control_cmds) / sizeof(control_cmds[0]); k++)
         if (strcmp(cmd, control_cmds[k]) == 0)
             return cmd_control(path, cmd, argc - i, argv + i);

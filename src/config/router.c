@@ -556,3 +556,18 @@ router_expn(const struct config *cf, struct str arg, struct route_result *out,
     }
     return 0;
 }
+
+int
+router_expn_lines(const struct config *cf, struct str arg, struct buf *lines,
+                  struct smtp_reply *err)
+{
+    struct route_result res = {0};
+
+    if (router_expn(cf, arg, &res, err) < 0)
+        return -1;
+    for (size_t i = 0; i < res.ntargets; i++)
+        if (buf_printf(lines, "%s%s", i ? "\n" : "", res.targets[i].address) < 0)
+            break;
+    route_result_free(&res);
+    return 0;
+}

@@ -6,6 +6,7 @@
 #ifndef PETREL_ROUTER_H
 #define PETREL_ROUTER_H
 
+#include "base/buf.h"
 #include "config/config.h"
 #include "smtp/smtp_address.h"
 #include "smtp/smtp_reply.h"
@@ -67,5 +68,9 @@ int router_vrfy(const struct config *cf, struct str arg, char *out, size_t n,
  * syntax, 451 4.3.5 as for router_rcpt. */
 int router_expn(const struct config *cf, struct str arg, struct route_result *out,
                 struct smtp_reply *err);
+/* The same, appended to lines as one address per "\n"-separated line (the
+ * form the SMTP server's EXPN hook returns). */
+int router_expn_lines(const struct config *cf, struct str arg, struct buf *lines,
+                      struct smtp_reply *err);
 
 #endif

@@ -1,6 +1,8 @@
 /* Maildir writer; see maildir.h. */
 #include "delivery/maildir.h"
 
+#include "base/fdio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -91,22 +93,6 @@ maildir_unique(char *out, size_t n)
              atomic_fetch_add(&deliveries, 1), safe);
 }
 
-static int
-write_full(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Writes msg with each CRLF turned into LF (Maildir files use LF). */
 static int
 write_lf(int fd, const char *msg, size_t len)
@@ -120,12 +106,12 @@ write_lf(int fd, const char *msg, size_t len)
             continue;
         out[o++] = msg[i];
         if (o == sizeof(out)) {
-            if ((r = write_full(fd, out, o)) < 0)
+            if ((r = fd_write_all(fd, out, o)) < 0)
                 return r;
             o = 0;
         }
     }
-    return write_full(fd, out, o);
+    return fd_write_all(fd, out, o);
 }
 
 static int
@@ -161,7 +147,7 @@ maildir_deliver(const char *dir, const char *head, const char *msg, size_t len, 
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return r;
     }
-    r = write_full(fd, head, strlen(head));
+    r = fd_write_all(fd, head, strlen(head));
     if (r == 0)
         r = write_lf(fd, msg, len);
     if (r == 0 && fsync(fd) < 0)

@@ -1,6 +1,8 @@
 /* Terminal delivery; see terminal.h. */
 #include "delivery/terminal.h"
 
+#include "base/fdio.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,22 +34,6 @@ terminal_find(const char *utmp_path, const char *user, char ttys[][40], int max)
     return n;
 }
 
-static int
-put(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The message with CRLF for the terminal and controls made visible. */
 static int
 put_message(int fd, const char *msg, size_t len)
@@ -68,11 +54,11 @@ put_message(int fd, const char *msg, size_t len)
             out[o++] = (c < ' ' && c != '\t') || c == 0x7f ? '?' : (char)c;
         }
         if (o >= sizeof(out) - 2) {
-            r = put(fd, out, o);
+            r = fd_write_all(fd, out, o);
             o = 0;
         }
     }
-    return r ? r : put(fd, out, o);
+    return r ? r : fd_write_all(fd, out, o);
 }
 
 int
@@ -96,11 +82,11 @@ terminal_write(const char *tty, const char *sender, const char *msg, size_t len)
     strftime(date, sizeof(date), "%H:%M", &tm);
     snprintf(banner, sizeof(banner), "\r\n\007Message from <%s> (petrel) at %s ...\r\n",
              sender[0] ? sender : "MAILER-DAEMON", date);
-    r = put(fd, banner, strlen(banner));
+    r = fd_write_all(fd, banner, strlen(banner));
     if (r == 0)
         r = put_message(fd, msg, len);
     if (r == 0)
-        r = put(fd, "EOF\r\n", 5);
+        r = fd_write_all(fd, "EOF\r\n", 5);
     close(fd);
     return r;
 }

@@ -192,15 +192,8 @@ static int
 hook_expn(void *ctx, struct str arg, struct buf *lines, struct smtp_reply *r)
 {
     struct session *s = ctx;
-    struct route_result res = {0};
 
-    if (router_expn(s->cf, arg, &res, r) < 0)
-        return -1;
-    for (size_t i = 0; i < res.ntargets; i++)
-        if (buf_printf(lines, "%s%s", i ? "\n" : "", res.targets[i].address) < 0)
-            break;
-    route_result_free(&res);
-    return 0;
+    return router_expn_lines(s->cf, arg, lines, r);
 }
 
 /* ETRN is for clients that may relay to the node: the same rules decide. */

@@ -5,6 +5,7 @@
  */
 #include "submit/sendmail.h"
 
+#include "base/fdio.h"
 #include "base/xmalloc.h"
 #include "config/router.h"
 #include "smtp/smtp_server.h"
@@ -442,15 +443,8 @@ static int
 bs_expn(void *ctx, struct str arg, struct buf *lines, struct smtp_reply *r)
 {
     struct bs *b = ctx;
-    struct route_result res = {0};
 
-    if (router_expn(b->cf, arg, &res, r) < 0)
-        return -1;
-    for (size_t i = 0; i < res.ntargets; i++)
-        if (buf_printf(lines, "%s%s", i ? "\n" : "", res.targets[i].address) < 0)
-            break;
-    route_result_free(&res);
-    return 0;
+    return router_expn_lines(b->cf, arg, lines, r);
 }
 
 static const struct smtp_server_hooks bs_hooks = {
@@ -489,22 +483,6 @@ bs_commit(struct bs *b)
         submit_pickup(b->cf->spool, id);
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void
 bs_settings(struct bs *b)
 {
@@ -541,7 +519,7 @@ bs_loop(struct bs *b, struct buf *in)
             continue; /* pipelined commands may follow */
         }
         out = smtp_server_output(b->srv);
-        if (write_all(STDOUT_FILENO, out->data, out->len) < 0)
+        if (fd_write_all(STDOUT_FILENO, out->data, out->len) < 0)
             return EX_IOERR;
         buf_reset(out);
         if (smtp_server_state(b->srv) == SMTP_STATE_CLOSED)

@@ -5,6 +5,7 @@
  */
 #include "submit/submit.h"
 
+#include "base/fdio.h"
 #include "base/xmalloc.h"
 #include "config/router.h"
 #include "control/control_client.h"
@@ -580,19 +581,10 @@ static int
 write_parts(int fd, const struct str parts[3])
 {
     for (int i = 0; i < 3; i++) {
-        const char *p = parts[i].ptr;
-        size_t n = parts[i].len;
+        int r = fd_write_all(fd, parts[i].ptr, parts[i].len);
 
-        while (n > 0) {
-            ssize_t w = write(fd, p, n);
-
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0)
-                return errno;
-            p += w;
-            n -= (size_t)w;
-        }
+        if (r < 0)
+            return -r;
     }
     return 0;
 }
