@@ -19,7 +19,7 @@ ALLCFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SANFLAGS) -Isrc \
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lpthread
 
 LIB_SRCS  = $(wildcard src/base/*.c src/event/*.c src/net/*.c src/config/*.c src/smtp/*.c src/queue/*.c \
-                       src/delivery/*.c src/inbound/*.c src/control/*.c src/submit/*.c)
+                       src/delivery/*.c src/inbound/*.c src/control/*.c src/submit/*.c src/auth/*.c)
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)

@@ -31,6 +31,7 @@ check_layer net 'base|net'
 check_layer delivery 'base|event|smtp|queue|config|net|delivery'
 check_layer control 'base|event|queue|config|delivery|control'
 check_layer submit 'base|smtp|queue|config|delivery|control|submit'
+check_layer auth 'base|smtp|config|event|auth'
 
 if command -v clang-format >/dev/null 2>&1; then
     if ! clang-format --dry-run -Werror $(git ls-files '*.c' '*.h') 2>/dev/null; then
