@@ -421,3 +421,41 @@ def test_notify_success_over_lmtp_says_delivered(petrel_factory, net):
         c.data(message("lmtp-success") + b"\r\n.\r\n", 250)
     fields = status_fields(bounces(p)[0])
     assert fields[0]["Action"] == "delivered"
+
+
+def test_notify_never_gives_no_bounce(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns)
+    with SMTPConn(p.port) as c:
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{SENDER}>", 250)
+        c.cmd("RCPT TO:<perm-never@dest.test> NOTIFY=NEVER", 250)
+        c.cmd("RCPT TO:<perm-told@dest.test>", 250)
+        c.data(message("never") + b"\r\n.\r\n", 250)
+    wait_until(lambda: peer.attempts.get("perm-never@dest.test") == 1, 20, what="the attempt")
+    p.wait_queue_empty()
+    reports = bounces(p)
+    assert len(reports) == 1
+    names = [f["Final-Recipient"].split(";")[-1].strip() for f in status_fields(reports[0])]
+    assert names == ["perm-told@dest.test"], "NOTIFY=NEVER must keep its recipient out"
+
+
+def test_bounce_echoes_envid_orcpt_and_returns_full_message(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns)
+    with SMTPConn(p.port) as c:
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{SENDER}> RET=FULL ENVID=track-42", 250)
+        c.cmd("RCPT TO:<perm@dest.test> ORCPT=rfc822;orig+2Bx@dest.test", 250)
+        c.data(message("full-return", body="the body line\r\n") + b"\r\n.\r\n", 250)
+    rep = bounces(p)[0]
+    ds = [q for q in rep.walk() if q.get_content_type() == "message/delivery-status"][0]
+    per_message = dict(ds.get_payload()[0].items())
+    assert per_message["Original-Envelope-Id"] == "track-42"
+    fields = status_fields(rep)
+    assert fields[0]["Original-Recipient"].replace(" ", "") == "rfc822;orig+x@dest.test"
+    returned = [q for q in rep.walk() if q.get_content_type() == "message/rfc822"]
+    assert returned, [q.get_content_type() for q in rep.walk()]
+    assert b"the body line" in rep.as_bytes()
