@@ -459,3 +459,16 @@ def test_bounce_echoes_envid_orcpt_and_returns_full_message(petrel_factory, net)
     returned = [q for q in rep.walk() if q.get_content_type() == "message/rfc822"]
     assert returned, [q.get_content_type() for q in rep.walk()]
     assert b"the body line" in rep.as_bytes()
+
+
+def test_host_whose_size_limit_is_too_small_is_skipped(petrel_factory, net):
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10), ("dest.test", "mx2.dest.test", 20)],
+                  hosts=[("mx1.dest.test", "127.0.0.2"), ("mx2.dest.test", "127.0.0.3")])
+    small = net.peer("127.0.0.2", ext=("PIPELINING", "SIZE 100"))
+    big = net.peer("127.0.0.3")
+    p = relay_petrel(petrel_factory, net, dns)
+    send_raw(p.port, SENDER, ["bob@dest.test"], message("too-big-for-mx1", body="x" * 500))
+    wait_until(lambda: big.received("bob@dest.test"), 20, what="delivery to the second MX")
+    assert small.sessions >= 1 and small.received() == []
+    assert not any(c.upper().startswith("MAIL") for c in small.commands), \
+        "nothing is sent to a host whose SIZE is too small"
