@@ -6,7 +6,7 @@
  * and LOGIN parsers see arbitrary decoded bytes too. Checks the result invariants, the bounds of
  * the credentials, and that strict base64 decoding is a bijection.
  */
-#include "auth/sasl.h"
+#include "smtp/smtp_sasl.h"
 
 #include <stdint.h>
 #include <stdlib.h>

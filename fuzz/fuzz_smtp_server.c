@@ -4,7 +4,7 @@
  *   [flags] [limits] [ndec] [ndec decision bytes] [session bytes...]
  *
  * flags and limits pick the settings; the decision bytes answer the hooks
- * (accept or refuse MAIL/RCPT, VRFY/EXPN results) and the commits (success,
+ * (accept or refuse MAIL/RCPT, VRFY/EXPN results, AUTH checks) and the commits (success,
  * failure, or a 421 close), cycled in order. The session bytes are fed
  * twice: whole, and in pseudo-random pieces as a socket would deliver them;
  * both runs must give the same replies and messages. Along the way it
@@ -12,6 +12,7 @@
  * read after CLOSED, that hooks see a sane transaction, and that every
  * committed message is CRLF lines within the limits.
  */
+#include "smtp/smtp_sasl.h"
 #include "smtp/smtp_server.h"
 
 #include <stdint.h>
@@ -19,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LINE_MAX_PARAM (512 + 600) /* the longest command line kept waiting */
+#define LINE_MAX_PARAM (512 + 600)         /* the longest command line kept waiting */
+#define LINE_MAX_AUTH (SASL_LINE_MAX + 32) /* ... when AUTH is offered */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -68,6 +70,7 @@ hook_mail(void *ctx, enum smtp_mode mode, const struct smtp_path *from,
 
     (void)from;
     CHECK(!f->in_tx); /* no nested transaction reaches the session */
+    CHECK(!f->set.auth_required || smtp_server_authenticated(f->srv));
     CHECK(mode != SMTP_MODE_SEND || f->set.terminal_delivery);
     CHECK(!p->has_size || p->size <= f->set.message_size);
     if (d % 4 == 0)
@@ -140,7 +143,18 @@ hook_expn(void *ctx, struct str arg, struct buf *lines, struct smtp_reply *r)
     }
 }
 
+static void
+hook_auth(void *ctx, const char *authzid, const char *authcid, const char *password)
+{
+    struct fz *f = ctx;
+
+    CHECK(f->set.auth_offered && !f->in_tx);
+    CHECK(authcid[0] != '\0' && password[0] != '\0');
+    CHECK(authzid[0] == '\0' || strcmp(authzid, authcid) == 0);
+}
+
 static const struct smtp_server_hooks hooks = {
+    .auth = hook_auth,
     .mail = hook_mail,
     .rcpt = hook_rcpt,
     .reset = hook_reset,
@@ -254,6 +268,7 @@ check_leftover(const struct fz *f, const char *rest, size_t n)
 {
     switch (smtp_server_state(f->srv)) {
     case SMTP_STATE_COMMIT:
+    case SMTP_STATE_AUTH_WAIT:
     case SMTP_STATE_CLOSED:
         return;
     case SMTP_STATE_DATA:
@@ -261,7 +276,8 @@ check_leftover(const struct fz *f, const char *rest, size_t n)
         CHECK(n == 0);
         return;
     default:
-        CHECK(n <= LINE_MAX_PARAM && memchr(rest, '\n', n) == NULL);
+        CHECK(n <= (f->set.auth_offered ? LINE_MAX_AUTH : LINE_MAX_PARAM) &&
+              memchr(rest, '\n', n) == NULL);
     }
 }
 
@@ -285,6 +301,13 @@ run(struct fz *f, const uint8_t *in, size_t n, bool pieces)
         st = smtp_server_state(f->srv);
         if (st == SMTP_STATE_COMMIT) {
             commit(f);
+            collect(f);
+            continue;
+        }
+        if (st == SMTP_STATE_AUTH_WAIT) {
+            CHECK(smtp_server_feed(f->srv, "NOOP\r\n", 6) == 0); /* parked */
+            smtp_server_auth_done(f->srv, decide(f) & 1);
+            CHECK(smtp_server_state(f->srv) != SMTP_STATE_AUTH_WAIT);
             collect(f);
             continue;
         }
@@ -326,6 +349,8 @@ fz_init(struct fz *f, const uint8_t *data, size_t ndec, uint8_t flags, uint8_t l
         .expn = flags & 2,
         .terminal_delivery = flags & 4,
         .reject_bare_newline = flags & 8,
+        .auth_offered = limits & 32,
+        .auth_required = (limits & 96) == 96,
     };
     buf_init(&f->replies, 1 << 24);
     buf_init(&f->messages, 1 << 24);

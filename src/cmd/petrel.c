@@ -5,10 +5,10 @@
  * socket. Commands, options and exit codes: docs/tools.md.
  */
 #include "auth/password.h"
-#include "auth/sasl.h"
 #include "config/config.h"
 #include "control/control_client.h"
 #include "queue/envelope.h"
+#include "smtp/smtp_sasl.h"
 #include "submit/sendmail.h"
 
 #include <dirent.h>

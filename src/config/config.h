@@ -58,6 +58,9 @@ struct match_rule {
 struct config_listen {
     char addr[64]; /* numeric IPv4 or IPv6 */
     int port;
+    bool submission;          /* `submission`: RFC 6409, AUTH before MAIL */
+    struct table *auth_users; /* borrowed; `auth <T>`: offer AUTH; NULL = not offered */
+    bool auth_insecure;       /* `insecure`: AUTH without TLS */
 };
 
 enum bare_newline_policy {

@@ -157,10 +157,22 @@ config_parse_listen(struct config_parser *p, struct config_args *a)
         return -1;
     if (listen_addr(p, addr, l.addr, sizeof(l.addr)) < 0)
         return -1;
-    if (config_args_expect(p, a, "port") < 0 || config_args_number(p, a, 1, 65535, &port) < 0 ||
-        config_args_end(p, a) < 0)
+    if (config_args_expect(p, a, "port") < 0 || config_args_number(p, a, 1, 65535, &port) < 0)
         return -1;
     l.port = (int)port;
+    l.submission = config_args_accept(a, "submission");
+    if (config_args_accept(a, "auth")) {
+        if (config_args_table(p, a, &l.auth_users) < 0)
+            return -1;
+        l.auth_insecure = config_args_accept(a, "insecure");
+    }
+    if (config_args_end(p, a) < 0)
+        return -1;
+    if (l.auth_users && !l.auth_insecure)
+        return config_fail(p, "listen: auth without TLS needs `insecure` until this listener "
+                              "has tls");
+    if (l.submission && l.auth_users == NULL)
+        return config_fail(p, "listen: submission needs `auth <table>`");
     for (size_t i = 0; i < cf->nlistens; i++)
         if (strcmp(cf->listens[i].addr, l.addr) == 0 && cf->listens[i].port == l.port)
             return config_fail(p, "listen: duplicate listen on %s port %d", l.addr, l.port);

@@ -70,7 +70,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, in
         return;
     }
     evutil_make_socket_nonblocking(fd);
-    session_new(d, fd, sa, (socklen_t)salen);
+    session_new(d, fd, sa, (socklen_t)salen, &l->addr);
 }
 
 static int

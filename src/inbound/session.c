@@ -1,6 +1,7 @@
 /* SMTP session glue; see session.h. */
 #include "inbound/session.h"
 
+#include "auth/password.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "config/router.h"
@@ -8,6 +9,7 @@
 #include "delivery/terminal.h"
 #include "inbound/daemon.h"
 #include "queue/envelope.h"
+#include "smtp/smtp_sasl.h"
 #include "smtp/smtp_server.h"
 
 #include <arpa/inet.h>
@@ -25,6 +27,17 @@
 #define SESSION_INPUT_MAX (256 * 1024)
 /* Replies the client has not read yet; past this, stop reading its input. */
 #define SESSION_OUTPUT_MAX (64 * 1024)
+/* Every failed AUTH waits this long (seconds) before its 535: slows guessing. */
+#define SESSION_AUTH_DELAY 1
+
+/* One AUTH check on a worker thread: it owns copies of the credentials. */
+struct session_auth {
+    struct work work;
+    const struct table *users;
+    char user[SASL_AUTHCID_MAX + 1];
+    char password[SASL_PASSWORD_MAX + 1];
+    bool ok;
+};
 
 struct session {
     struct daemon *d;
@@ -40,6 +53,11 @@ struct session {
     char first_rcpt[SMTP_PATH_MAX + 1];
     struct spool_commit commit;
     struct buf meta, trace;
+    const struct config_listen *listen; /* in cf; NULL if no longer configured */
+    struct session_auth auth;           /* the AUTH check in flight */
+    struct event *auth_delay;           /* holds back a failed AUTH's 535 */
+    char user[SASL_AUTHCID_MAX + 1];    /* authenticated user, "" if none */
+    bool authing;                       /* AUTH check or its delay pending */
     bool committing, gone, closing, draining;
     struct session *prev, *next;
 };
@@ -60,6 +78,9 @@ session_free(struct session *s)
         s->next->prev = s->prev;
     d->nsessions--;
     bufferevent_free(s->bev);
+    if (s->auth_delay)
+        event_free(s->auth_delay);
+    explicit_bzero(s->auth.password, sizeof(s->auth.password));
     smtp_server_free(s->smtp);
     envelope_free(s->env);
     buf_free(&s->meta);
@@ -69,12 +90,19 @@ session_free(struct session *s)
     daemon_session_gone(d, NULL);
 }
 
+/* A commit or an AUTH check is in flight: it ends with a callback. */
+static bool
+session_busy(const struct session *s)
+{
+    return s->committing || s->authing;
+}
+
 /* The client is gone, or we are done with it. */
 static void
 session_end(struct session *s)
 {
-    if (s->committing) {
-        s->gone = true; /* freed when the commit completes */
+    if (session_busy(s)) {
+        s->gone = true; /* freed when the commit or AUTH check completes */
         bufferevent_disable(s->bev, EV_READ | EV_WRITE);
         return;
     }
@@ -97,7 +125,32 @@ session_flush(struct session *s)
 static struct route_client
 session_client(const struct session *s)
 {
-    return (struct route_client){.addr = (const struct sockaddr *)&s->peer};
+    return (struct route_client){.addr = (const struct sockaddr *)&s->peer,
+                                 .authenticated = s->user[0] != '\0'};
+}
+
+/* Submission (RFC 6409 6.1): the sender must be a mailbox of the user. */
+static int
+check_sender(struct session *s, const struct smtp_path *from, const char *sender,
+             struct smtp_reply *r)
+{
+    struct route_client local = {.local = true};
+    struct route_result res = {0};
+    struct smtp_reply err = {0};
+    bool owned = false;
+
+    if (s->listen == NULL || !s->listen->submission)
+        return 0;
+    if (!from->null && router_rcpt(s->cf, &local, from, &res, &err) == 0)
+        for (size_t i = 0; i < res.ntargets && !owned; i++)
+            owned =
+                res.targets[i].kind == ROUTE_MAILDIR && strcmp(res.targets[i].user, s->user) == 0;
+    route_result_free(&res);
+    if (owned)
+        return 0;
+    log_info("s=%lu reject: MAIL from [%s]: sender <%s> not owned by %s", s->id, s->ip, sender,
+             s->user);
+    return smtp_reply_set(r, 553, "5.7.1", "sender address not owned by %s", s->user);
 }
 
 static int
@@ -109,6 +162,8 @@ hook_mail(void *ctx, enum smtp_mode mode, const struct smtp_path *from,
 
     if (smtp_path_format(from, sender, sizeof(sender)) < 0)
         return smtp_reply_set(r, 501, "5.1.7", "sender address too long");
+    if (check_sender(s, from, sender, r) < 0)
+        return -1;
     envelope_free(s->env);
     s->env = envelope_new();
     free(s->env->sender);
@@ -232,7 +287,85 @@ hook_etrn(void *ctx, struct str node, struct smtp_reply *r)
     return 0;
 }
 
+/* ---- AUTH ---- */
+
+static void session_auth_finish(struct session *s, bool ok);
+
+/* On a worker thread: the slow, blocking crypt check. */
+static void
+session_auth_run(struct work *w)
+{
+    struct session_auth *a = (struct session_auth *)w;
+
+    a->ok = password_verify_user(a->users, a->user, a->password);
+    explicit_bzero(a->password, sizeof(a->password));
+}
+
+static void
+session_auth_delayed(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    session_auth_finish(arg, false);
+}
+
+/* Back on the loop thread. Failures wait SESSION_AUTH_DELAY first, whatever
+ * the reason (unknown user or wrong password). */
+static void
+session_auth_done(struct work *w)
+{
+    struct session *s = (struct session *)((char *)w - offsetof(struct session, auth));
+    struct timeval delay = {SESSION_AUTH_DELAY, 0};
+
+    if (s->auth.ok) {
+        session_auth_finish(s, true);
+        return;
+    }
+    if (s->auth_delay == NULL)
+        s->auth_delay = evtimer_new(s->d->base, session_auth_delayed, s);
+    evtimer_add(s->auth_delay, &delay);
+}
+
+static void
+session_auth_finish(struct session *s, bool ok)
+{
+    char shown[SASL_AUTHCID_MAX + 1];
+
+    s->authing = false;
+    if (ok)
+        snprintf(s->user, sizeof(s->user), "%s", s->auth.user);
+    /* the name is the client's: no control characters into the log */
+    snprintf(shown, sizeof(shown), "%s", s->auth.user);
+    for (char *c = shown; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    log_info("s=%lu auth: user=%s %s", s->id, shown, ok ? "ok" : "failed");
+    smtp_server_auth_done(s->smtp, ok);
+    if (s->gone) {
+        session_free(s);
+        return;
+    }
+    session_process(s);
+}
+
+static void
+hook_auth(void *ctx, const char *authzid, const char *authcid, const char *password)
+{
+    struct session *s = ctx;
+
+    (void)authzid; /* sasl.h: "" or equal to authcid */
+    s->auth = (struct session_auth){
+        .work = {.run = session_auth_run, .done = session_auth_done},
+        .users = s->listen ? s->listen->auth_users : NULL,
+    };
+    snprintf(s->auth.user, sizeof(s->auth.user), "%s", authcid);
+    snprintf(s->auth.password, sizeof(s->auth.password), "%s", password);
+    s->authing = true;
+    workpool_submit(s->d->pool, &s->auth.work);
+}
+
 static const struct smtp_server_hooks session_hooks = {
+    .auth = hook_auth,
     .etrn = hook_etrn,
     .mail = hook_mail,
     .rcpt = hook_rcpt,
@@ -354,7 +487,7 @@ session_process(struct session *s)
     size_t len = evbuffer_get_length(in), used = 0;
     enum smtp_state st;
 
-    if (len && !s->committing) {
+    if (len && !session_busy(s)) {
         const char *data = (const char *)evbuffer_pullup(in, -1);
 
         used = smtp_server_feed(s->smtp, data, len);
@@ -394,7 +527,7 @@ session_write(struct bufferevent *bev, void *arg)
         session_end(s);
         return;
     }
-    if (!s->committing)
+    if (!session_busy(s))
         bufferevent_enable(s->bev, EV_READ);
 }
 
@@ -404,7 +537,8 @@ session_event(struct bufferevent *bev, short what, void *arg)
     struct session *s = arg;
 
     (void)bev;
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !s->closing && !s->committing) {
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !s->closing &&
+        !session_busy(s)) {
         log_info("s=%lu timeout from [%s]", s->id, s->ip);
         smtp_server_close(s->smtp, "4.4.2", "timeout, closing connection");
         session_flush(s);
@@ -412,7 +546,7 @@ session_event(struct bufferevent *bev, short what, void *arg)
         /* give the 421 one write-timeout to leave, then drop */
         return;
     }
-    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && s->committing) {
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && session_busy(s)) {
         bufferevent_enable(s->bev, EV_READ); /* re-arm; the commit ends it */
         return;
     }
@@ -453,11 +587,14 @@ session_settings(struct session *s)
         .expn = cf->expn,
         .terminal_delivery = cf->terminal_delivery,
         .reject_bare_newline = cf->bare_newline == BARE_NEWLINE_REJECT,
+        .auth_offered = s->listen && s->listen->auth_users,
+        .auth_required = s->listen && s->listen->submission,
     };
 }
 
 void
-session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen)
+session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen,
+            const struct config_listen *la)
 {
     struct session *s = xcalloc(1, sizeof(*s));
 
@@ -466,6 +603,9 @@ session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen
     s->id = ++d->next_session_id;
     memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
     peer_ip(sa, s->ip, sizeof(s->ip));
+    for (size_t i = 0; i < s->cf->nlistens && la; i++)
+        if (s->cf->listens[i].port == la->port && strcmp(s->cf->listens[i].addr, la->addr) == 0)
+            s->listen = &s->cf->listens[i];
     buf_init(&s->meta, 64u << 20);
     buf_init(&s->trace, 4096);
     session_settings(s);
@@ -487,14 +627,14 @@ void
 session_drain(struct session *s)
 {
     s->draining = true;
-    if (!s->committing && !s->closing)
+    if (!session_busy(s) && !s->closing)
         session_process(s);
 }
 
 void
 session_abort(struct session *s)
 {
-    if (s->committing) {
+    if (session_busy(s)) {
         s->draining = true;
         return;
     }

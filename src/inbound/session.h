@@ -9,11 +9,14 @@
 
 #include <sys/socket.h>
 
+struct config_listen;
 struct daemon;
 struct session;
 
-/* Takes ownership of fd. */
-void session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Takes ownership of fd. la names the listener that accepted fd (address and port); its options
+ * (AUTH, submission) are taken from the daemon's current config. */
+void session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen,
+                 const struct config_listen *la);
 /* Shutdown: sessions outside a transaction get 421 now; the others after
  * their transaction ends. */
 void session_drain(struct session *s);

@@ -79,7 +79,7 @@ struct param {
     struct str value;
 };
 
-enum param_ext { EXT_SIZE, EXT_BODY, EXT_SMTPUTF8, EXT_DSN };
+enum param_ext { EXT_SIZE, EXT_BODY, EXT_SMTPUTF8, EXT_DSN, EXT_AUTH };
 
 struct param_def {
     const char *keyword;
@@ -100,6 +100,8 @@ ext_offered(const struct smtp_param_policy *pol, enum param_ext ext)
         return pol->smtputf8;
     case EXT_DSN:
         return pol->dsn;
+    case EXT_AUTH:
+        return pol->auth;
     }
     return false;
 }
@@ -234,6 +236,20 @@ parse_envid(const struct param *p, const struct smtp_param_policy *pol, void *ou
     return str_copy(p->value, mp->envid, sizeof(mp->envid)) ? 0 : bad_value(p, err);
 }
 
+/* RFC 4954 5: AUTH=xtext (a mailbox or "<>"); checked, then ignored. */
+static int
+parse_auth(const struct param *p, const struct smtp_param_policy *pol, void *out,
+           struct smtp_reply *err)
+{
+    (void)pol;
+    (void)out;
+    if (need_value(p, err) < 0)
+        return -1;
+    if (p->value.len > 500 || !is_xtext(p->value))
+        return bad_value(p, err);
+    return 0;
+}
+
 static unsigned
 notify_bit(struct str word)
 {
@@ -313,6 +329,7 @@ static const struct param_def mail_params[] = {
     {"SMTPUTF8", EXT_SMTPUTF8, parse_smtputf8},
     {"RET", EXT_DSN, parse_ret},
     {"ENVID", EXT_DSN, parse_envid},
+    {"AUTH", EXT_AUTH, parse_auth},
 };
 
 static const struct param_def rcpt_params[] = {

@@ -77,6 +77,7 @@ struct smtp_rcpt_params {
 /* Which extensions the session offers, so parameters of others are refused. */
 struct smtp_param_policy {
     bool size, eightbit, binarymime, smtputf8, dsn;
+    bool auth; /* RFC 4954 5: the AUTH= parameter of MAIL */
 };
 
 /*

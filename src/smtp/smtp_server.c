@@ -37,6 +37,7 @@ smtp_server_free(struct smtp_server *srv)
 {
     if (srv == NULL)
         return;
+    sasl_clear(&srv->sasl);
     buf_free(&srv->out);
     buf_free(&srv->msg);
     free(srv);
@@ -136,6 +137,15 @@ smtp_line(struct smtp_server *srv, const char *p, size_t len)
 {
     struct smtp_command cmd;
 
+    if (srv->state == SMTP_STATE_AUTH) {
+        if (len + 2 > SMTP_AUTH_LINE_MAX) { /* as if discarded while it arrived */
+            smtp_auth_abort(srv);
+            smtp_reply(srv, 500, "5.5.2", "line too long");
+            return;
+        }
+        smtp_auth_line(srv, str_make(p, len));
+        return;
+    }
     smtp_command_parse(str_make(p, len), &cmd);
     smtp_server_dispatch(srv, &cmd, len + 2);
 }
@@ -146,19 +156,23 @@ static size_t
 smtp_feed_lines(struct smtp_server *srv, const char *p, size_t n)
 {
     const char *lf = memchr(p, '\n', n);
+    size_t wait = srv->set->auth_offered ? SMTP_AUTH_LINE_MAX : SMTP_PARAM_LINE_MAX;
     size_t len;
 
     if (lf == NULL) {
-        if (n <= SMTP_PARAM_LINE_MAX && !srv->skipping_line)
+        if (n <= wait && !srv->skipping_line)
             return 0; /* wait for the rest of the line */
         if (!srv->skipping_line)
-            srv->skipping_bdat = str_iprefix(str_make(p, n), "BDAT");
+            srv->skipping_bdat =
+                srv->state != SMTP_STATE_AUTH && str_iprefix(str_make(p, n), "BDAT");
         srv->skipping_line = true;
         return n;
     }
     len = (size_t)(lf - p);
     if (srv->skipping_line) {
         srv->skipping_line = false;
+        if (srv->state == SMTP_STATE_AUTH)
+            smtp_auth_abort(srv);
         smtp_reply(srv, 500, "5.5.2", "line too long");
         if (srv->skipping_bdat)
             smtp_server_close(srv, "4.5.4", "cannot find the end of a malformed BDAT chunk");
@@ -213,6 +227,7 @@ smtp_server_feed(struct smtp_server *srv, const char *p, size_t n)
     while (used < n) {
         switch (srv->state) {
         case SMTP_STATE_COMMIT:
+        case SMTP_STATE_AUTH_WAIT:
         case SMTP_STATE_CLOSED:
             return used;
         case SMTP_STATE_DATA:

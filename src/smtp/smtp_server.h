@@ -11,6 +11,7 @@
  * Synchronous questions (is this recipient acceptable?) go through hooks;
  * the one asynchronous step, the durable commit, parks the machine in
  * SMTP_STATE_COMMIT: feed() then consumes nothing until commit_done().
+ * AUTH parks it the same way in SMTP_STATE_AUTH_WAIT until auth_done().
  */
 #ifndef PETREL_SMTP_SERVER_H
 #define PETREL_SMTP_SERVER_H
@@ -25,14 +26,16 @@
 #include <stdint.h>
 
 enum smtp_state {
-    SMTP_STATE_INIT,   /* greeted; HELO/EHLO needed before MAIL */
-    SMTP_STATE_READY,  /* no transaction */
-    SMTP_STATE_MAIL,   /* sender given */
-    SMTP_STATE_RCPT,   /* at least one recipient accepted */
-    SMTP_STATE_DATA,   /* reading the body after 354 */
-    SMTP_STATE_BDAT,   /* reading a BDAT chunk */
-    SMTP_STATE_COMMIT, /* message complete, waiting for commit_done() */
-    SMTP_STATE_CLOSED, /* QUIT or 421: flush output, then close */
+    SMTP_STATE_INIT,      /* greeted; HELO/EHLO needed before MAIL */
+    SMTP_STATE_READY,     /* no transaction */
+    SMTP_STATE_MAIL,      /* sender given */
+    SMTP_STATE_RCPT,      /* at least one recipient accepted */
+    SMTP_STATE_DATA,      /* reading the body after 354 */
+    SMTP_STATE_BDAT,      /* reading a BDAT chunk */
+    SMTP_STATE_COMMIT,    /* message complete, waiting for commit_done() */
+    SMTP_STATE_AUTH,      /* AUTH exchange: reading SASL continuation lines */
+    SMTP_STATE_AUTH_WAIT, /* credentials handed to hooks.auth, waiting for auth_done() */
+    SMTP_STATE_CLOSED,    /* QUIT or 421: flush output, then close */
 };
 
 /* RFC 821 3.4: how the message is to be delivered. */
@@ -53,6 +56,8 @@ struct smtp_server_settings {
     size_t line_length; /* DATA text lines */
     bool vrfy, expn, terminal_delivery;
     bool reject_bare_newline;
+    bool auth_offered;  /* advertise and accept AUTH PLAIN LOGIN (RFC 4954) */
+    bool auth_required; /* submission (RFC 6409): MAIL needs AUTH first (530) */
 };
 
 /*
@@ -73,6 +78,12 @@ struct smtp_server_hooks {
     /* ETRN (RFC 1985) for node ("example.org", "@example.org"): fill r with
      * the 25x reply and return 0, or an error and -1. NULL: not offered. */
     int (*etrn)(void *ctx, struct str node, struct smtp_reply *r);
+    /* AUTH (with settings.auth_offered): the exchange is complete and the
+     * machine is parked in SMTP_STATE_AUTH_WAIT. Check the credentials
+     * asynchronously, then call smtp_server_auth_done(). The strings are
+     * valid for the call only and wiped after it: copy what is needed, and
+     * wipe the copy of password when done. authzid is "" or authcid. */
+    void (*auth)(void *ctx, const char *authzid, const char *authcid, const char *password);
 };
 
 struct smtp_server;
@@ -104,6 +115,11 @@ unsigned smtp_server_received_count(const struct smtp_server *srv);
  * else the reply to give (451 4.3.0 ...). The transaction is reset. */
 void smtp_server_commit_done(struct smtp_server *srv, const struct smtp_reply *result,
                              const char *queue_id);
+/* Ends AUTH_WAIT: 235 2.7.0 on success (the session is authenticated),
+ * else 535 5.7.8; feeding resumes. */
+void smtp_server_auth_done(struct smtp_server *srv, bool ok);
+/* Whether an AUTH exchange has succeeded in this session. */
+bool smtp_server_authenticated(const struct smtp_server *srv);
 /* Queues a 421 with the text and moves to CLOSED (timeouts, shutdown). */
 void smtp_server_close(struct smtp_server *srv, const char *status, const char *text);
 

@@ -48,6 +48,8 @@ cmd_helo(struct smtp_server *srv, const struct smtp_command *cmd, bool esmtp)
     smtp_reply_line(srv, 250, false, NULL, "CHUNKING");
     if (srv->hooks.etrn)
         smtp_reply_line(srv, 250, false, NULL, "ETRN");
+    if (s->auth_offered)
+        smtp_reply_line(srv, 250, false, NULL, "AUTH %s", SASL_MECHANISMS);
     smtp_reply_line(srv, 250, true, NULL, "DSN");
 }
 
@@ -56,8 +58,12 @@ param_policy(const struct smtp_server *srv)
 {
     bool e = srv->esmtp; /* RFC 5321 4.1.1.11: no parameters after HELO */
 
-    return (struct smtp_param_policy){
-        .size = e, .eightbit = e, .binarymime = false, .smtputf8 = e, .dsn = e};
+    return (struct smtp_param_policy){.size = e,
+                                      .eightbit = e,
+                                      .binarymime = false,
+                                      .smtputf8 = e,
+                                      .dsn = e,
+                                      .auth = e && srv->set->auth_offered};
 }
 
 /* "FROM:" / "TO:" prefix; returns false (and replies) if missing. */
@@ -82,6 +88,11 @@ mail_allowed(struct smtp_server *srv, enum smtp_mode mode)
     }
     if (srv->in_tx) {
         smtp_reply(srv, 503, "5.5.1", "nested MAIL command");
+        return false;
+    }
+    if (srv->set->auth_required && !srv->authenticated) {
+        /* RFC 6409 4.3: submission needs authentication first */
+        smtp_reply(srv, 530, "5.7.0", "Authentication required");
         return false;
     }
     if (mode == SMTP_MODE_SEND && !srv->set->terminal_delivery) {
@@ -391,6 +402,90 @@ cmd_etrn(struct smtp_server *srv, const struct smtp_command *cmd)
     smtp_reply_err(srv, &r);
 }
 
+/* Acts on what struct sasl yields: a challenge, an error, or credentials. */
+static void
+auth_result(struct smtp_server *srv, enum sasl_result res)
+{
+    switch (res) {
+    case SASL_CONTINUE:
+        srv->state = SMTP_STATE_AUTH;
+        smtp_reply_line(srv, 334, true, NULL, "%s", srv->sasl.challenge);
+        return;
+    case SASL_ERROR:
+        smtp_set_state(srv, SMTP_STATE_READY);
+        smtp_reply_err(srv, &srv->sasl.reply);
+        sasl_clear(&srv->sasl);
+        return;
+    case SASL_DONE:
+        break;
+    }
+    smtp_set_state(srv, SMTP_STATE_AUTH_WAIT);
+    srv->hooks.auth(srv->ctx, srv->sasl.authzid, srv->sasl.authcid, srv->sasl.password);
+    sasl_clear(&srv->sasl);
+}
+
+/* RFC 4954 4: AUTH mechanism [initial-response]. */
+static void
+cmd_auth(struct smtp_server *srv, const struct smtp_command *cmd)
+{
+    struct str args = str_trim(cmd->args), mech, initial;
+    bool has_initial;
+
+    if (!srv->esmtp) {
+        smtp_reply(srv, 503, "5.5.1", "send EHLO first");
+        return;
+    }
+    if (srv->authenticated) {
+        smtp_reply(srv, 503, "5.5.1", "already authenticated");
+        return;
+    }
+    if (srv->in_tx) {
+        smtp_reply(srv, 503, "5.5.1", "AUTH is not allowed during a transaction");
+        return;
+    }
+    mech = str_cut(&args, ' ');
+    initial = str_trim(args);
+    has_initial = args.len > 0;
+    if (mech.len == 0) {
+        smtp_reply(srv, 501, "5.5.4", "syntax: AUTH mechanism [initial-response]");
+        return;
+    }
+    auth_result(srv, sasl_start(&srv->sasl, mech, initial, has_initial));
+}
+
+void
+smtp_auth_line(struct smtp_server *srv, struct str line)
+{
+    auth_result(srv, sasl_step(&srv->sasl, line));
+}
+
+void
+smtp_auth_abort(struct smtp_server *srv)
+{
+    sasl_clear(&srv->sasl);
+    smtp_set_state(srv, SMTP_STATE_READY);
+}
+
+void
+smtp_server_auth_done(struct smtp_server *srv, bool ok)
+{
+    if (srv->state != SMTP_STATE_AUTH_WAIT)
+        return;
+    smtp_set_state(srv, SMTP_STATE_READY);
+    if (ok) {
+        srv->authenticated = true;
+        smtp_reply(srv, 235, "2.7.0", "Authentication successful");
+    } else {
+        smtp_reply(srv, 535, "5.7.8", "Authentication credentials invalid");
+    }
+}
+
+bool
+smtp_server_authenticated(const struct smtp_server *srv)
+{
+    return srv->authenticated;
+}
+
 /* Commands that exist but are not offered by this server. */
 static void
 cmd_not_offered(struct smtp_server *srv, const struct smtp_command *cmd)
@@ -407,6 +502,8 @@ cmd_not_offered(struct smtp_server *srv, const struct smtp_command *cmd)
 static size_t
 line_limit(enum smtp_verb v)
 {
+    if (v == SMTP_CMD_AUTH)
+        return SMTP_AUTH_LINE_MAX;
     return v == SMTP_CMD_MAIL || v == SMTP_CMD_RCPT || v == SMTP_CMD_SEND || v == SMTP_CMD_SOML ||
                    v == SMTP_CMD_SAML
                ? SMTP_PARAM_LINE_MAX
@@ -455,9 +552,12 @@ smtp_server_dispatch(struct smtp_server *srv, const struct smtp_command *cmd, si
         return cmd_expn(srv, cmd);
     case SMTP_CMD_ETRN:
         return cmd_etrn(srv, cmd);
+    case SMTP_CMD_AUTH:
+        if (srv->set->auth_offered && srv->hooks.auth)
+            return cmd_auth(srv, cmd);
+        return cmd_not_offered(srv, cmd);
     case SMTP_CMD_TURN:
     case SMTP_CMD_ATRN:
-    case SMTP_CMD_AUTH:
     case SMTP_CMD_STARTTLS:
         return cmd_not_offered(srv, cmd);
     case SMTP_CMD_UNKNOWN:

@@ -5,12 +5,16 @@
 #ifndef PETREL_SMTP_SERVER_IMPL_H
 #define PETREL_SMTP_SERVER_IMPL_H
 
+#include "smtp/smtp_sasl.h"
 #include "smtp/smtp_server.h"
 
 /* RFC 5321 4.5.3.1.4: 512 octets with CRLF. MAIL and RCPT may grow by
  * RFC 3461 5: +100 (ENVID) and +500 (ORCPT); we allow both for both. */
 #define SMTP_CMD_LINE_MAX 512
 #define SMTP_PARAM_LINE_MAX (512 + 600)
+/* RFC 4954 4: AUTH lines carry base64 responses; room for the longest
+ * response sasl.h accepts, after "AUTH PLAIN ". */
+#define SMTP_AUTH_LINE_MAX (SASL_LINE_MAX + 32)
 
 struct smtp_server {
     const struct smtp_server_settings *set;
@@ -26,6 +30,10 @@ struct smtp_server {
     unsigned errors;
     bool skipping_line; /* discarding the rest of an over-long line */
     bool skipping_bdat; /* ... which was a BDAT command: close after it */
+
+    /* AUTH (RFC 4954) */
+    struct sasl sasl;
+    bool authenticated;
 
     /* the transaction */
     bool in_tx; /* MAIL accepted; the session holds an envelope */
@@ -57,6 +65,11 @@ void smtp_tx_reset(struct smtp_server *srv);
 void smtp_body_end(struct smtp_server *srv);
 /* The current BDAT chunk has been read in full. */
 void smtp_bdat_chunk_end(struct smtp_server *srv);
+
+/* One SASL continuation line in SMTP_STATE_AUTH. */
+void smtp_auth_line(struct smtp_server *srv, struct str line);
+/* Ends an AUTH exchange that could not finish (line too long). */
+void smtp_auth_abort(struct smtp_server *srv);
 
 void smtp_server_dispatch(struct smtp_server *srv, const struct smtp_command *cmd, size_t linelen);
 /* HELP text for a topic; NULL if unknown. "" = the command list. */

@@ -22,8 +22,8 @@ static struct smtp_reply err;
 static struct smtp_mail_params mp;
 static struct smtp_rcpt_params rp;
 
-static const struct smtp_param_policy all_on = {true, true, true, true, true};
-static const struct smtp_param_policy all_off = {false, false, false, false, false};
+static const struct smtp_param_policy all_on = {true, true, true, true, true, true};
+static const struct smtp_param_policy all_off = {false, false, false, false, false, false};
 
 static struct str
 exact_copy(const char *in, size_t n)
@@ -350,7 +350,12 @@ test_unknown_and_not_offered(void **state)
     no_size.size = false;
     expect_mail_err("FOO=bar", &all_on, 555, "FOO parameter not recognized");
     expect_mail_err("X-FOO", &all_on, 555, "X-FOO parameter not recognized");
-    expect_mail_err("AUTH=<>", &all_on, 555, "AUTH parameter not recognized");
+    expect_mail_err("AUTH=<>", &all_off, 555, "AUTH parameter not implemented");
+    expect_mail_ok("AUTH=<>", &all_on);
+    expect_mail_ok("AUTH=alice+40example.org SIZE=10", &all_on);
+    expect_mail_err("AUTH", &all_on, 501, "AUTH parameter requires a value");
+    expect_mail_err("AUTH=a+4", &all_on, 501, "bad AUTH parameter value");
+    expect_rcpt_err("AUTH=<>", &all_on, 555, "AUTH parameter not recognized");
     expect_mail_err("NOTIFY=NEVER", &all_on, 555, "NOTIFY parameter not recognized");
     expect_mail_err("ORCPT=rfc822;a@b", &all_on, 555, "ORCPT parameter not recognized");
     expect_mail_err("SIZE=1", &no_size, 555, "SIZE parameter not implemented");

@@ -559,10 +559,45 @@ test_errors_listen(void **state)
          "petrel.conf:1: listen: unexpected extra argument \"tls\""},
         {"listen on 127.0.0.1 port 25\nlisten on localhost port 25\n",
          "petrel.conf:2: listen: duplicate listen on 127.0.0.1 port 25"},
+        {"table pw file:\"pw\"\nlisten on 127.0.0.1 port 587 auth <pw>\n",
+         "petrel.conf:2: listen: auth without TLS needs `insecure` until this listener has tls"},
+        {"table pw file:\"pw\"\nlisten on 127.0.0.1 port 587 submission auth <pw>\n",
+         "petrel.conf:2: listen: auth without TLS needs `insecure` until this listener has tls"},
+        {"listen on 127.0.0.1 port 587 submission\n",
+         "petrel.conf:1: listen: submission needs `auth <table>`"},
+        {"listen on 127.0.0.1 port 587 auth <pw> insecure\n",
+         "petrel.conf:1: listen: undefined table <pw>"},
+        {"listen on 127.0.0.1 port 587 insecure\n",
+         "petrel.conf:1: listen: unexpected extra argument \"insecure\""},
     };
 
     (void)state;
+    write_file("pw", "alice\n");
     RUN(cases);
+}
+
+static void
+test_listen_auth(void **state)
+{
+    struct config *cf;
+
+    (void)state;
+    write_file("pw",
+               "alice:$y$j9T$F3Sns9u76w/0CQoPXtBqS/$qrPKYdBi3gsyRcqWm1x8OaMJ8K7tMPXP8kbQqkhdQt8\n");
+    cf = load("table pw file:\"pw\"\n"
+              "listen on 127.0.0.1 port 25\n"
+              "listen on 127.0.0.1 port 587 submission auth <pw> insecure\n"
+              "listen on 127.0.0.1 port 2587 auth <pw> insecure\n");
+    assert_non_null(cf);
+    assert_int_equal(cf->nlistens, 3);
+    assert_false(cf->listens[0].submission);
+    assert_null(cf->listens[0].auth_users);
+    assert_true(cf->listens[1].submission);
+    assert_non_null(cf->listens[1].auth_users);
+    assert_true(cf->listens[1].auth_insecure);
+    assert_false(cf->listens[2].submission);
+    assert_ptr_equal(cf->listens[2].auth_users, cf->listens[1].auth_users);
+    config_unref(cf);
 }
 
 static void
@@ -820,6 +855,7 @@ main(void)
         cmocka_unit_test(test_limit_units_in_config),
         cmocka_unit_test(test_errors_directives),
         cmocka_unit_test(test_errors_listen),
+        cmocka_unit_test(test_listen_auth),
         cmocka_unit_test(test_errors_limits),
         cmocka_unit_test(test_errors_switches),
         cmocka_unit_test(test_errors_tokens),

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "auth/sasl.h"
+#include "smtp/smtp_sasl.h"
 
 #define CHALLENGE_USER "VXNlcm5hbWU6"
 #define CHALLENGE_PASS "UGFzc3dvcmQ6"

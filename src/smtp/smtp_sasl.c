@@ -3,7 +3,7 @@
  * RFC 4616 message grammar, bounded copies of the credentials. Every buffer
  * that held a decoded response is wiped before it goes out of scope.
  */
-#include "auth/sasl.h"
+#include "smtp/smtp_sasl.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -6,8 +6,8 @@
  * credentials (auth/password.h) and sends 235 2.7.0 or 535 5.7.8.
  * Depends on base/ and smtp/smtp_reply.h only.
  */
-#ifndef PETREL_SASL_H
-#define PETREL_SASL_H
+#ifndef PETREL_SMTP_SASL_H
+#define PETREL_SMTP_SASL_H
 
 #include "base/str.h"
 #include "smtp/smtp_reply.h"
