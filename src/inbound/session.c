@@ -380,9 +380,13 @@ static const struct smtp_server_hooks session_hooks = {
 static const char *
 trace_protocol(const struct session *s)
 {
+    bool a = s->user[0] != '\0'; /* RFC 3848: "A" for an authenticated client */
+
     if (!smtp_server_esmtp(s->smtp))
         return "SMTP";
-    return s->env->smtputf8 ? "UTF8SMTP" : "ESMTP";
+    if (s->env->smtputf8)
+        return a ? "UTF8SMTPA" : "UTF8SMTP";
+    return a ? "ESMTPA" : "ESMTP";
 }
 
 /* RFC 5321 4.4 trace header, prepended to the message. */

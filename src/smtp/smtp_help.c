@@ -32,6 +32,7 @@ static const struct help_topic help_topics[] = {
     {"SOML", {"SOML FROM:<address>: terminal if the user is logged in, else mailbox", NULL}},
     {"SAML", {"SAML FROM:<address>: terminal and mailbox", NULL}},
     {"ETRN", {"ETRN <domain> or ETRN @<domain>: deliver the mail queued for it now", NULL}},
+    {"AUTH", {"AUTH <mechanism> [initial-response]: authenticate (if offered in EHLO)", NULL}},
 };
 
 const char *const *

@@ -101,7 +101,9 @@ def test_relay_after_auth(sub):
     code, resp = s.data(b"Subject: hi\r\n\r\nhello\r\n")
     assert code == 250, resp
     s.quit()
-    sub.wait_mails("bob")
+    [mail] = sub.wait_mails("bob")
+    # RFC 3848: the trace records an authenticated submission
+    assert " with ESMTPA id " in " ".join(mail.get("Received")[0].split())
     # the foreign recipient stays queued: the test resolver answers nothing
     assert sub.queue_contains("someone@far.example")
 
