@@ -112,6 +112,8 @@ struct config {
     int remote_port;              /* remote port 25 */
     unsigned max_outbound;        /* limit outbound-connections 20 */
     unsigned max_per_destination; /* limit destination-connections 4 */
+    unsigned max_auth_failures;   /* limit auth-failures 3: then 421 and throttle */
+    unsigned auth_throttle;       /* auth-throttle 5m: refuse that address meanwhile */
 };
 
 /*

@@ -70,6 +70,8 @@ static const struct config_option config_options[] = {
     {"resolver", .parse = config_parse_resolver},
     {"remote", .parse = config_parse_remote},
     {"limit", "outbound-connections", OPT_COUNT, FIELD(max_outbound), .min = 1, .max = 100000},
+    {"limit", "auth-failures", OPT_COUNT, FIELD(max_auth_failures), .min = 1, .max = 1000},
+    {"auth-throttle", NULL, OPT_DURATION, FIELD(auth_throttle), .min = 0, .max = DAY},
     {"limit", "destination-connections", OPT_COUNT, FIELD(max_per_destination), .min = 1,
      .max = 10000},
     {"recipient-delimiter", .parse = config_parse_delimiter},
@@ -418,6 +420,8 @@ config_defaults(struct config *cf)
     cf->remote_port = 25;
     cf->max_outbound = 20;
     cf->max_per_destination = 4;
+    cf->max_auth_failures = 3;
+    cf->auth_throttle = 300;
 }
 
 static void

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DELIVERY_THREADS 8
@@ -40,12 +41,57 @@ daemon_config(void *daemon)
     return config_ref(d->cf);
 }
 
+#define THROTTLE_MAX 4096
+
+struct throttle {
+    char ip[INET6_ADDRSTRLEN];
+    time_t until;
+    struct throttle *next;
+};
+
+void
+daemon_throttle(struct daemon *d, const char *ip, unsigned seconds)
+{
+    struct throttle *t;
+
+    if (seconds == 0 || d->nthrottled >= THROTTLE_MAX)
+        return; /* bounded: past the cap, the per-session limits still apply */
+    t = xcalloc(1, sizeof(*t));
+    snprintf(t->ip, sizeof(t->ip), "%s", ip);
+    t->until = time(NULL) + seconds;
+    t->next = d->throttled;
+    d->throttled = t;
+    d->nthrottled++;
+    log_info("throttling [%s] for %u s after repeated authentication failures", ip, seconds);
+}
+
+/* True while ip is throttled; forgets expired entries on the way. */
+static bool
+throttled(struct daemon *d, const char *ip)
+{
+    time_t now = time(NULL);
+    bool hit = false;
+
+    for (struct throttle **pp = &d->throttled; *pp;) {
+        struct throttle *t = *pp;
+
+        if (t->until <= now) {
+            *pp = t->next;
+            free(t);
+            d->nthrottled--;
+            continue;
+        }
+        hit |= strcmp(t->ip, ip) == 0;
+        pp = &t->next;
+    }
+    return hit;
+}
+
 static void
-refuse(int fd, const struct config *cf)
+refuse(int fd, const struct config *cf, const char *why)
 {
     char msg[400];
-    int n = snprintf(msg, sizeof(msg), "421 4.7.0 %s too many connections, try again later\r\n",
-                     cf->hostname);
+    int n = snprintf(msg, sizeof(msg), "421 4.7.0 %s %s, try again later\r\n", cf->hostname, why);
 
     if (send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         /* the client will see the close */
@@ -53,20 +99,40 @@ refuse(int fd, const struct config *cf)
     close(fd);
 }
 
+static const char *
+addr_text(const struct sockaddr *sa, char *out, size_t n)
+{
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+
+    if (inet_ntop(sa->sa_family, a, out, (socklen_t)n) == NULL)
+        snprintf(out, n, "unknown");
+    if (sa->sa_family == AF_INET6 && strncmp(out, "::ffff:", 7) == 0 && strchr(out, '.'))
+        memmove(out, out + 7, strlen(out + 7) + 1); /* as session.c shows it */
+    return out;
+}
+
 static void
 on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     struct listener *l = arg;
     struct daemon *d = l->d;
+    char ip[INET6_ADDRSTRLEN];
 
     (void)ev;
+    (void)salen;
     if (d->stopping) {
         close(fd);
         return;
     }
     if (d->nsessions >= d->cf->max_connections) {
         log_warn("connection limit %u reached: refusing a client", d->cf->max_connections);
-        refuse(fd, d->cf);
+        refuse(fd, d->cf, "too many connections");
+        return;
+    }
+    if (d->throttled && throttled(d, addr_text(sa, ip, sizeof(ip)))) {
+        refuse(fd, d->cf, "too many authentication failures from your address");
         return;
     }
     evutil_make_socket_nonblocking(fd);
@@ -312,6 +378,12 @@ daemon_release(struct daemon *d)
     }
     if (d->cf)
         config_unref(d->cf);
+    while (d->throttled) {
+        struct throttle *t = d->throttled;
+
+        d->throttled = t->next;
+        free(t);
+    }
     if (d->base)
         event_base_free(d->base);
     free(d->config_path);

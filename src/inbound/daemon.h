@@ -32,7 +32,12 @@ struct daemon {
     unsigned long next_session_id;
     bool stopping;
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_timer;
+    struct throttle *throttled; /* addresses refused after too many AUTH failures */
+    size_t nthrottled;
 };
+
+/* Refuses connections from ip for seconds (after repeated AUTH failures). */
+void daemon_throttle(struct daemon *d, const char *ip, unsigned seconds);
 
 /* Loads the config, opens the spool and listeners. On a config error
  * prints "FILE:LINE: problem" and returns 2; other start-up errors 1. */

@@ -58,6 +58,7 @@ struct session {
     struct event *auth_delay;           /* holds back a failed AUTH's 535 */
     char user[SASL_AUTHCID_MAX + 1];    /* authenticated user, "" if none */
     bool authing;                       /* AUTH check or its delay pending */
+    unsigned auth_failures;
     bool committing, gone, closing, draining;
     struct session *prev, *next;
 };
@@ -341,6 +342,11 @@ session_auth_finish(struct session *s, bool ok)
             *c = '?';
     log_info("s=%lu auth: user=%s %s", s->id, shown, ok ? "ok" : "failed");
     smtp_server_auth_done(s->smtp, ok);
+    if (!ok && ++s->auth_failures >= s->cf->max_auth_failures) {
+        /* Guessing passwords: end the session and refuse the address a while. */
+        smtp_server_close(s->smtp, "4.7.0", "too many authentication failures");
+        daemon_throttle(s->d, s->ip, s->cf->auth_throttle);
+    }
     if (s->gone) {
         session_free(s);
         return;

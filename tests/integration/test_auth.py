@@ -142,3 +142,30 @@ def test_submission_without_auth_is_a_config_error(petrel_factory, passwd_text):
                        capture_output=True, text=True, timeout=20, env=petreld_env())
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "listen: submission needs `auth <table>`" in r.stderr
+
+
+@pytest.mark.deadline(60)
+def test_repeated_failures_close_and_throttle_the_address(petrel_factory, passwd_text):
+    import base64
+
+    p = submission_petrel(petrel_factory, passwd_text)
+    p.extra += "limit auth-failures 2\nauth-throttle 1m\n"
+    p.write_config()
+    p.start()
+    bad = base64.b64encode(b"\0alice\0wrong").decode()
+    with SMTPConn(p.sub_port) as c:
+        c.ehlo()
+        c.cmd(f"AUTH PLAIN {bad}", 535, "5.7.8")
+        c.send(f"AUTH PLAIN {bad}\r\n")
+        r1, r2 = c.reply(), c.reply()
+        assert (r1.code, r1.status) == (535, "5.7.8")
+        assert (r2.code, r2.status) == (421, "4.7.0"), r2
+        assert c.wait_closed()
+    with SMTPConn(p.sub_port, greet=False) as c:  # the same address: refused at once
+        r = c.reply()
+        assert (r.code, r.status) == (421, "4.7.0"), r
+    with SMTPConn(p.sub_port, source="127.0.0.2") as c:  # another address is served
+        assert c.greeting.code == 220
+        c.ehlo()
+        c.cmd("AUTH PLAIN " + base64.b64encode(b"\0alice\0alice secret").decode(), 235, "2.7.0")
+    assert "throttling [127.0.0.1]" in p.stderr()

@@ -191,6 +191,8 @@ test_defaults(void **state)
     assert_int_equal(cf->remote_port, 25);
     assert_int_equal(cf->max_outbound, 20);
     assert_int_equal(cf->max_per_destination, 4);
+    assert_int_equal(cf->max_auth_failures, 3);
+    assert_int_equal(cf->auth_throttle, 300);
     config_unref(cf);
 }
 
