@@ -5,6 +5,7 @@
  * socket. Commands, options and exit codes: docs/tools.md.
  */
 #include "auth/password.h"
+#include "base/fdio.h"
 #include "config/config.h"
 #include "control/control_client.h"
 #include "queue/envelope.h"
@@ -18,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <termios.h>
@@ -106,24 +106,9 @@ static int
 qfile_map(const char *spool, const struct qfile *q, const char **map, size_t *len)
 {
     char path[4096];
-    struct stat st;
-    void *m;
-    int fd;
 
     spool_path(spool, q, "", path, sizeof(path));
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0 || st.st_size == 0) {
-        close(fd);
-        return -EINVAL;
-    }
-    m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED)
-        return -errno;
-    *map = m;
-    *len = (size_t)st.st_size;
-    return 0;
+    return file_map(path, map, len);
 }
 
 /* Applies <id>.state, if any: delivered, failed and deferred recipients. */
@@ -159,7 +144,7 @@ qfile_load(const char *spool, const struct qfile *q, size_t *size)
     if (qfile_map(spool, q, &map, &len) < 0)
         return NULL;
     e = envelope_parse(map, len);
-    munmap((void *)(uintptr_t)map, len);
+    file_unmap(map, len);
     if (e == NULL)
         return NULL;
     *size = len - e->data_offset;
@@ -384,7 +369,7 @@ queue_show(const char *spool, const char *arg)
     }
     if ((e = envelope_parse(map, len)) == NULL) {
         fprintf(stderr, "petrel: %s: the queue file cannot be parsed\n", q.id);
-        munmap((void *)(uintptr_t)map, len);
+        file_unmap(map, len);
         return EXIT_FAIL;
     }
     qfile_journal(spool, &q, e);
@@ -393,7 +378,7 @@ queue_show(const char *spool, const char *arg)
     printf("\n");
     show_headers(map + e->data_offset, size);
     envelope_free(e);
-    munmap((void *)(uintptr_t)map, len);
+    file_unmap(map, len);
     return EXIT_OK;
 }
 

@@ -243,6 +243,19 @@ conn_host(const struct conn *c)
     return c->host < c->d->mx.nhosts ? c->d->mx.hosts[c->host].name : c->d->name;
 }
 
+/* Frees c and what it owns; the caller has unlinked it. */
+static void
+conn_release(struct conn *c)
+{
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->idle)
+        event_free(c->idle);
+    smtp_client_free(c->cl);
+    free(c->rcpts);
+    free(c);
+}
+
 static void
 conn_free(struct conn *c)
 {
@@ -255,13 +268,7 @@ conn_free(struct conn *c)
         }
     d->nconns--;
     c->mta->nconns--;
-    if (c->bev)
-        bufferevent_free(c->bev);
-    if (c->idle)
-        event_free(c->idle);
-    smtp_client_free(c->cl);
-    free(c->rcpts);
-    free(c);
+    conn_release(c);
     dest_kick(d);
     for (struct dest *o = d->mta->dests; o; o = o->next)
         if (o != d && o->queue)
@@ -608,13 +615,7 @@ mta_free(struct mta *m)
                 req_finish_all(c->req, 421, "4.3.2", "shutting down", NULL);
             c->req = NULL;
             d->conns = c->next;
-            if (c->bev)
-                bufferevent_free(c->bev);
-            if (c->idle)
-                event_free(c->idle);
-            smtp_client_free(c->cl);
-            free(c->rcpts);
-            free(c);
+            conn_release(c);
         }
         m->dests = d->next;
         free(d);

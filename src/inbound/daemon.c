@@ -6,6 +6,7 @@
  */
 #include "inbound/daemon.h"
 
+#include "base/fdio.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "control/control_server.h"
@@ -99,20 +100,6 @@ refuse(int fd, const struct config *cf, const char *why)
     close(fd);
 }
 
-static const char *
-addr_text(const struct sockaddr *sa, char *out, size_t n)
-{
-    const void *a = sa->sa_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-
-    if (inet_ntop(sa->sa_family, a, out, (socklen_t)n) == NULL)
-        snprintf(out, n, "unknown");
-    if (sa->sa_family == AF_INET6 && strncmp(out, "::ffff:", 7) == 0 && strchr(out, '.'))
-        memmove(out, out + 7, strlen(out + 7) + 1); /* as session.c shows it */
-    return out;
-}
-
 static void
 on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
@@ -131,7 +118,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, in
         refuse(fd, d->cf, "too many connections");
         return;
     }
-    if (d->throttled && throttled(d, addr_text(sa, ip, sizeof(ip)))) {
+    if (d->throttled && throttled(d, sockaddr_text(sa, ip, sizeof(ip)))) {
         refuse(fd, d->cf, "too many authentication failures from your address");
         return;
     }

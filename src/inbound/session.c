@@ -2,6 +2,7 @@
 #include "inbound/session.h"
 
 #include "auth/password.h"
+#include "base/fdio.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "config/router.h"
@@ -568,19 +569,6 @@ session_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static void
-peer_ip(const struct sockaddr *sa, char *out, size_t n)
-{
-    const void *a = sa->sa_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-
-    if (inet_ntop(sa->sa_family, a, out, (socklen_t)n) == NULL)
-        snprintf(out, n, "unknown");
-    if (sa->sa_family == AF_INET6 && strncmp(out, "::ffff:", 7) == 0 && strchr(out, '.'))
-        memmove(out, out + 7, strlen(out + 7) + 1); /* v4-mapped: show as v4 */
-}
-
-static void
 session_settings(struct session *s)
 {
     const struct config *cf = s->cf;
@@ -612,7 +600,7 @@ session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen
     s->cf = config_ref(d->cf);
     s->id = ++d->next_session_id;
     memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
-    peer_ip(sa, s->ip, sizeof(s->ip));
+    sockaddr_text(sa, s->ip, sizeof(s->ip));
     for (size_t i = 0; i < s->cf->nlistens && la; i++)
         if (s->cf->listens[i].port == la->port && strcmp(s->cf->listens[i].addr, la->addr) == 0)
             s->listen = &s->cf->listens[i];

@@ -7,6 +7,7 @@
  */
 #include "queue/spool.h"
 
+#include "base/fdio.h"
 #include "base/xmalloc.h"
 
 #include <dirent.h>
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -380,30 +380,15 @@ int
 spool_map(struct spool *sp, const char *id, const char **map, size_t *maplen)
 {
     char path[4096];
-    struct stat st;
-    void *m;
-    int fd;
 
     spool_path(sp, path, sizeof(path), "queue", id, "");
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0 || st.st_size == 0) {
-        close(fd);
-        return -EINVAL;
-    }
-    m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED)
-        return -errno;
-    *map = m;
-    *maplen = (size_t)st.st_size;
-    return 0;
+    return file_map(path, map, maplen);
 }
 
 void
 spool_unmap(const char *map, size_t maplen)
 {
-    munmap((void *)(uintptr_t)map, maplen);
+    file_unmap(map, maplen);
 }
 
 struct envelope *
