@@ -7,6 +7,10 @@
 #
 #   scripts/fuzz.sh [SECONDS [TARGET...]]     TARGET: "address" = fuzz/fuzz_address.c
 #
+# FUZZ_SEED=N fixes libFuzzer's seed: make test sets it so that a run there
+# replays the corpus and explores the same way every time (a regression, not
+# luck, turns it red); `make fuzz` leaves it unset to explore anew.
+#
 # Prints "fuzz TARGET: ok (N runs)" per target. Exits 1 if any target crashes,
 # leaks, times out or fails to build (the crash input stays in
 # build/fuzz/artifacts/), 2 on usage or library build errors.
@@ -65,7 +69,9 @@ run_target() {
     elif [ -f fuzz/smtp.dict ]; then
         dict=-dict=fuzz/smtp.dict
     fi
-    "$bin" -max_total_time="$secs" -timeout=10 -artifact_prefix="$art" $dict "$corpus" \
+    seed=
+    [ -n "${FUZZ_SEED:-}" ] && seed=-seed=$FUZZ_SEED
+    "$bin" $seed -max_total_time="$secs" -timeout=10 -artifact_prefix="$art" $dict "$corpus" \
         >"$log" 2>&1
     rc=$?
     if [ $rc -eq 0 ]; then

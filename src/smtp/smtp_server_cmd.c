@@ -499,11 +499,13 @@ cmd_not_offered(struct smtp_server *srv, const struct smtp_command *cmd)
     smtp_reply(srv, 502, "5.5.1", "%s is not implemented", smtp_verb_name(cmd->verb));
 }
 
+/* Never more than smtp_feed_lines() waits for, or whether a long line is
+ * "too long" would depend on how its bytes arrived. */
 static size_t
-line_limit(enum smtp_verb v)
+line_limit(const struct smtp_server *srv, enum smtp_verb v)
 {
     if (v == SMTP_CMD_AUTH)
-        return SMTP_AUTH_LINE_MAX;
+        return srv->set->auth_offered ? SMTP_AUTH_LINE_MAX : SMTP_CMD_LINE_MAX;
     return v == SMTP_CMD_MAIL || v == SMTP_CMD_RCPT || v == SMTP_CMD_SEND || v == SMTP_CMD_SOML ||
                    v == SMTP_CMD_SAML
                ? SMTP_PARAM_LINE_MAX
@@ -513,7 +515,7 @@ line_limit(enum smtp_verb v)
 void
 smtp_server_dispatch(struct smtp_server *srv, const struct smtp_command *cmd, size_t linelen)
 {
-    if (linelen > line_limit(cmd->verb)) {
+    if (linelen > line_limit(srv, cmd->verb)) {
         smtp_reply(srv, 500, "5.5.2", "line too long");
         if (cmd->verb == SMTP_CMD_BDAT) /* its chunk must not run as commands */
             smtp_server_close(srv, "4.5.4", "cannot find the end of a malformed BDAT chunk");

@@ -170,6 +170,28 @@ test_not_offered(void **state)
     expect("AUTH PLAIN " PLAIN_ALICE "\r\n", "502 5.5.1 AUTH is not implemented\r\n");
 }
 
+/* Where AUTH is not offered its lines are held to the ordinary limit, so a
+ * long one gets the same reply whether it arrives whole or in pieces. */
+static void
+test_not_offered_long_line(void **state)
+{
+    char line[1200];
+    size_t n = sizeof(line) - 1, half = 700;
+
+    (void)state;
+    smtp_server_free(srv);
+    start(false);
+    set.auth_offered = false;
+    take();
+    memcpy(line, "AUTH PLAIN ", 11);
+    memset(line + 11, 'a', n - 13);
+    memcpy(line + n - 2, "\r\n", 3);
+    expect(line, "500 5.5.2 line too long\r\n");
+    assert_int_equal(smtp_server_feed(srv, line, half), 0);
+    assert_int_equal(smtp_server_feed(srv, line, n), n);
+    assert_string_equal(take(), "500 5.5.2 line too long\r\n");
+}
+
 static void
 test_before_ehlo(void **state)
 {
@@ -392,6 +414,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_ehlo_advertises),
         T(test_not_offered),
+        T(test_not_offered_long_line),
         T(test_before_ehlo),
         T(test_plain_initial),
         T(test_plain_empty_initial),
