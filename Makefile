@@ -10,7 +10,7 @@ SANFLAGS =
 endif
 
 CC      ?= cc
-PKGS     = libevent libevent_pthreads libcares
+PKGS     = libevent libevent_pthreads libevent_openssl libcares libssl libcrypto
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wimplicit-fallthrough -Wvla -Wpointer-arith -Wno-format-nonliteral -Wno-format-truncation
 CFLAGS  ?= -O2 -g

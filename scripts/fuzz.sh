@@ -28,7 +28,7 @@ esac
 
 CC=${FUZZ_CC:-clang}
 OUT=build/fuzz
-PKGS="libevent libevent_pthreads"
+PKGS="libevent libevent_pthreads libevent_openssl libssl libcrypto"
 BASE_FLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fno-sanitize-recover=all"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS) || exit 2
 LIBS="$(pkg-config --libs $PKGS) -lcrypt -lpthread"

@@ -19,6 +19,15 @@ enum action_kind {
     ACTION_LMTP,    /* action "x" lmtp HOST port N (RFC 2033) */
 };
 
+/* Outbound TLS policy of a relay action (RFC 3207 as a client). */
+enum tls_policy {
+    TLS_POLICY_OPPORTUNISTIC, /* default: STARTTLS when offered, any certificate */
+    TLS_POLICY_NONE,          /* `tls no`: never STARTTLS */
+    TLS_POLICY_REQUIRE,       /* `tls require`: STARTTLS or defer, any certificate */
+    TLS_POLICY_VERIFY,        /* `tls verify`: STARTTLS, chain and host name checked */
+    TLS_POLICY_SMTPS,         /* `tls smtps`: implicit TLS (RFC 8314), verified */
+};
+
 struct action {
     char *name;
     enum action_kind kind;
@@ -27,6 +36,8 @@ struct action {
     struct table *aliases; /* borrowed; may be NULL */
     char *host;            /* relay: smarthost or NULL for MX; lmtp: server */
     int port;              /* 0 = `remote port` */
+    enum tls_policy tls;   /* relay: `tls no|require|verify|smtps` */
+    struct table *secrets; /* relay: `auth <T>`: "host: user:password"; borrowed */
 };
 
 enum match_from {
@@ -55,12 +66,23 @@ struct match_rule {
     int line;                   /* in the config file, for logs */
 };
 
+/* pki "name" cert "FILE" key "FILE": a certificate for TLS listeners.
+ * The OpenSSL server context is built while the config loads, so a bad
+ * certificate is a config error and SIGHUP picks up renewed files. */
+struct config_pki {
+    char *name;
+    char *cert, *key;       /* absolute paths */
+    struct ssl_ctx_st *ctx; /* SSL_CTX: TLS 1.2+, owned by the config */
+};
+
 struct config_listen {
     char addr[64]; /* numeric IPv4 or IPv6 */
     int port;
     bool submission;          /* `submission`: RFC 6409, AUTH before MAIL */
-    struct table *auth_users; /* borrowed; `auth <T>`: offer AUTH; NULL = not offered */
+    struct table *auth_users; /* borrowed; `auth [<T>]`: offer AUTH; NULL = not offered */
     bool auth_insecure;       /* `insecure`: AUTH without TLS */
+    struct config_pki *pki;   /* borrowed; `tls pki "x"` or `smtps pki "x"`; NULL = no TLS */
+    bool smtps;               /* `smtps`: implicit TLS from the first byte (RFC 8314) */
 };
 
 enum bare_newline_policy {
@@ -84,6 +106,10 @@ struct config {
     size_t nactions;
     struct match_rule *rules;
     size_t nrules;
+    struct config_pki **pkis; /* pointers: listeners borrow them */
+    size_t npkis;
+    char *ca_file; /* ca-file "PATH" for `tls verify`; NULL = the system's store */
+    char *user;    /* user NAME: drop to it after binding; NULL = stay as started */
 
     uint64_t message_size;     /* limit message-size, default 25M */
     unsigned max_recipients;   /* limit recipients, default 1000 */
@@ -114,6 +140,12 @@ struct config {
     unsigned max_per_destination; /* limit destination-connections 4 */
     unsigned max_auth_failures;   /* limit auth-failures 3: then 421 and throttle */
     unsigned auth_throttle;       /* auth-throttle 5m: refuse that address meanwhile */
+
+    /* abuse resistance (0 = no limit) */
+    unsigned max_per_ip;      /* limit connections-per-ip 50 */
+    unsigned connection_rate; /* limit connection-rate N: per IP per minute, default 0 */
+    unsigned message_rate;    /* limit message-rate N: per IP per minute, default 0 */
+    unsigned greeting_delay;  /* greeting-delay 0s: hold the 220, refuse early talkers */
 };
 
 /*

@@ -24,8 +24,8 @@ is_alnum(char c)
 }
 
 /* Table and action names: short, and safe to print in logs. */
-static bool
-valid_name(const char *s)
+bool
+config_valid_name(const char *s)
 {
     size_t n = strlen(s);
 
@@ -145,6 +145,53 @@ listen_addr(struct config_parser *p, const char *s, char *out, size_t n)
     return 0;
 }
 
+/* auth [<T>] [insecure]: the table defaults to <users>. */
+static int
+listen_auth(struct config_parser *p, struct config_args *a, struct config_listen *l)
+{
+    const struct config_token *t = config_args_peek(a);
+
+    if (l->auth_users)
+        return config_fail(p, "listen: \"auth\" given twice");
+    if (t && t->kind == CONFIG_TOKEN_TABLE) {
+        if (config_args_table(p, a, &l->auth_users) < 0)
+            return -1;
+    } else {
+        l->auth_users = config_find_table(p->cf, "users");
+        if (l->auth_users == NULL)
+            return config_fail(p, "listen: auth needs a <table> of users (or a table named "
+                                  "\"users\")");
+    }
+    l->auth_insecure = config_args_accept(a, "insecure");
+    return 0;
+}
+
+/* Options after the port, in any order: submission, tls pki "x",
+ * smtps pki "x", auth [<T>] [insecure]. */
+static int
+listen_options(struct config_parser *p, struct config_args *a, struct config_listen *l)
+{
+    while (config_args_peek(a)) {
+        bool smtps = false;
+
+        if (config_args_accept(a, "submission")) {
+            l->submission = true;
+        } else if (config_args_accept(a, "auth")) {
+            if (listen_auth(p, a, l) < 0)
+                return -1;
+        } else if (config_args_accept(a, "tls") || (smtps = config_args_accept(a, "smtps"))) {
+            if (l->pki)
+                return config_fail(p, "listen: \"tls\" and \"smtps\" given together or twice");
+            l->smtps = smtps;
+            if (config_args_expect(p, a, "pki") < 0 || config_args_pki(p, a, &l->pki) < 0)
+                return -1;
+        } else {
+            return config_args_end(p, a);
+        }
+    }
+    return 0;
+}
+
 int
 config_parse_listen(struct config_parser *p, struct config_args *a)
 {
@@ -160,19 +207,14 @@ config_parse_listen(struct config_parser *p, struct config_args *a)
     if (config_args_expect(p, a, "port") < 0 || config_args_number(p, a, 1, 65535, &port) < 0)
         return -1;
     l.port = (int)port;
-    l.submission = config_args_accept(a, "submission");
-    if (config_args_accept(a, "auth")) {
-        if (config_args_table(p, a, &l.auth_users) < 0)
-            return -1;
-        l.auth_insecure = config_args_accept(a, "insecure");
-    }
-    if (config_args_end(p, a) < 0)
+    if (listen_options(p, a, &l) < 0)
         return -1;
-    if (l.auth_users && !l.auth_insecure)
-        return config_fail(p, "listen: auth without TLS needs `insecure` until this listener "
-                              "has tls");
+    /* RFC 4954 4: passwords travel only inside TLS unless the admin says so. */
+    if (l.auth_users && !l.auth_insecure && l.pki == NULL)
+        return config_fail(p, "listen: auth without TLS: add `tls pki \"NAME\"` (or `insecure` "
+                              "to allow passwords in the clear)");
     if (l.submission && l.auth_users == NULL)
-        return config_fail(p, "listen: submission needs `auth <table>`");
+        return config_fail(p, "listen: submission needs `auth`");
     for (size_t i = 0; i < cf->nlistens; i++)
         if (strcmp(cf->listens[i].addr, l.addr) == 0 && cf->listens[i].port == l.port)
             return config_fail(p, "listen: duplicate listen on %s port %d", l.addr, l.port);
@@ -226,7 +268,7 @@ config_parse_table(struct config_parser *p, struct config_args *a)
 
     if (config_args_value(p, a, "a table name", &name) < 0)
         return -1;
-    if (!valid_name(name))
+    if (!config_valid_name(name))
         return config_fail(p, "table: invalid name \"%s\" (letters, digits, - _ .)", name);
     if (config_find_table(p->cf, name))
         return config_fail(p, "table: duplicate table \"%s\"", name);
@@ -305,7 +347,7 @@ config_parse_action(struct config_parser *p, struct config_args *a)
 
     if (config_args_value(p, a, "an action name", &name) < 0)
         return -1;
-    if (!valid_name(name))
+    if (!config_valid_name(name))
         return config_fail(p, "action: invalid name \"%s\" (letters, digits, - _ .)", name);
     if (config_find_action(p->cf, name))
         return config_fail(p, "action: duplicate action \"%s\"", name);

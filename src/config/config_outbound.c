@@ -104,7 +104,30 @@ config_parse_remote(struct config_parser *p, struct config_args *a)
     return config_args_end(p, a);
 }
 
-/* action "x" relay [host H [port N]] */
+/* tls no|require|verify|smtps */
+static int
+relay_tls(struct config_parser *p, struct config_args *a, struct action *act)
+{
+    static const struct {
+        const char *word;
+        enum tls_policy policy;
+    } words[] = {
+        {"no", TLS_POLICY_NONE},         {"opportunistic", TLS_POLICY_OPPORTUNISTIC},
+        {"require", TLS_POLICY_REQUIRE}, {"verify", TLS_POLICY_VERIFY},
+        {"smtps", TLS_POLICY_SMTPS},
+    };
+
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (config_args_accept(a, words[i].word)) {
+            act->tls = words[i].policy;
+            return 0;
+        }
+    return config_args_unexpected(p, a,
+                                  "\"no\", \"opportunistic\", \"require\", \"verify\" "
+                                  "or \"smtps\"");
+}
+
+/* action "x" relay [host H [port N]] [tls POLICY] [auth <T>] */
 int
 config_parse_action_relay(struct config_parser *p, struct config_args *a, struct action *act)
 {
@@ -120,6 +143,21 @@ config_parse_action_relay(struct config_parser *p, struct config_args *a, struct
         if (config_args_accept(a, "port") && config_args_number(p, a, 1, 65535, &n) < 0)
             return -1;
         act->port = (int)n;
+    }
+    if (config_args_accept(a, "tls") && relay_tls(p, a, act) < 0)
+        return -1;
+    if (config_args_accept(a, "auth")) {
+        if (config_args_table(p, a, &act->secrets) < 0)
+            return -1;
+        if (act->host == NULL)
+            return config_fail(p, "action \"%s\": auth needs a smarthost (relay host H)",
+                               act->name);
+        /* RFC 4954 4: credentials only inside TLS */
+        if (act->tls == TLS_POLICY_OPPORTUNISTIC || act->tls == TLS_POLICY_NONE)
+            return config_fail(p,
+                               "action \"%s\": auth needs `tls require`, `tls verify` or "
+                               "`tls smtps` before it",
+                               act->name);
     }
     return config_args_end(p, a);
 }

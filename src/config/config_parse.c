@@ -75,6 +75,13 @@ static const struct config_option config_options[] = {
     {"limit", "destination-connections", OPT_COUNT, FIELD(max_per_destination), .min = 1,
      .max = 10000},
     {"recipient-delimiter", .parse = config_parse_delimiter},
+    {"pki", .repeatable = true, .parse = config_parse_pki},
+    {"ca-file", .parse = config_parse_ca_file},
+    {"user", .parse = config_parse_user},
+    {"limit", "connections-per-ip", OPT_COUNT, FIELD(max_per_ip), .min = 0, .max = 1000000},
+    {"limit", "connection-rate", OPT_COUNT, FIELD(connection_rate), .min = 0, .max = 1000000},
+    {"limit", "message-rate", OPT_COUNT, FIELD(message_rate), .min = 0, .max = 1000000},
+    {"greeting-delay", NULL, OPT_DURATION, FIELD(greeting_delay), .min = 0, .max = 300},
 };
 
 #define NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
@@ -422,6 +429,7 @@ config_defaults(struct config *cf)
     cf->max_per_destination = 4;
     cf->max_auth_failures = 3;
     cf->auth_throttle = 300;
+    cf->max_per_ip = 50;
 }
 
 static void
@@ -436,6 +444,11 @@ config_free(struct config *cf)
     }
     for (size_t i = 0; i < cf->nrules; i++)
         free(cf->rules[i].domain);
+    for (size_t i = 0; i < cf->npkis; i++)
+        config_pki_free(cf->pkis[i]);
+    free(cf->pkis);
+    free(cf->ca_file);
+    free(cf->user);
     free(cf->tables);
     free(cf->actions);
     free(cf->rules);

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIG_DIRECTIVES_MAX 32 /* size of the duplicate-tracking array */
+#define CONFIG_DIRECTIVES_MAX 48 /* size of the duplicate-tracking array */
 #define CONFIG_NAME_MAX 64       /* table and action names */
 
 struct config_parser {
@@ -80,9 +80,19 @@ int config_parse_action(struct config_parser *p, struct config_args *a);
 int config_parse_match(struct config_parser *p, struct config_args *a);
 int config_parse_bare_newline(struct config_parser *p, struct config_args *a);
 int config_parse_delimiter(struct config_parser *p, struct config_args *a);
+/* TLS and privileges, in config_pki.c. */
+int config_parse_pki(struct config_parser *p, struct config_args *a);
+int config_parse_ca_file(struct config_parser *p, struct config_args *a);
+int config_parse_user(struct config_parser *p, struct config_args *a);
+void config_pki_free(struct config_pki *pki);
+/* The next token names a defined pki ("tls pki \"mx\""). */
+int config_args_pki(struct config_parser *p, struct config_args *a, struct config_pki **out);
 
 /* Lookups by name over what is defined so far; NULL if absent. */
 struct table *config_find_table(const struct config *cf, const char *name);
 struct action *config_find_action(const struct config *cf, const char *name);
+struct config_pki *config_find_pki(const struct config *cf, const char *name);
+/* Names of tables, actions and pkis: letters, digits, - _ . */
+bool config_valid_name(const char *s);
 
 #endif
