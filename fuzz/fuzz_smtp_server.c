@@ -149,6 +149,7 @@ hook_auth(void *ctx, const char *authzid, const char *authcid, const char *passw
     struct fz *f = ctx;
 
     CHECK(f->set.auth_offered && !f->in_tx);
+    CHECK(f->set.auth_insecure || smtp_server_tls(f->srv)); /* passwords only inside TLS */
     CHECK(authcid[0] != '\0' && password[0] != '\0');
     CHECK(authzid[0] == '\0' || strcmp(authzid, authcid) == 0);
 }
@@ -269,6 +270,7 @@ check_leftover(const struct fz *f, const char *rest, size_t n)
     switch (smtp_server_state(f->srv)) {
     case SMTP_STATE_COMMIT:
     case SMTP_STATE_AUTH_WAIT:
+    case SMTP_STATE_STARTTLS:
     case SMTP_STATE_CLOSED:
         return;
     case SMTP_STATE_DATA:
@@ -301,6 +303,17 @@ run(struct fz *f, const uint8_t *in, size_t n, bool pieces)
         st = smtp_server_state(f->srv);
         if (st == SMTP_STATE_COMMIT) {
             commit(f);
+            collect(f);
+            continue;
+        }
+        if (st == SMTP_STATE_STARTTLS) {
+            /* The session drops input pipelined after STARTTLS; here the
+             * rest of the input plays what the client sends inside TLS. */
+            CHECK(smtp_server_feed(f->srv, "NOOP\r\n", 6) == 0); /* parked */
+            CHECK(!smtp_server_tls(f->srv));
+            smtp_server_starttls_done(f->srv);
+            CHECK(smtp_server_tls(f->srv) && smtp_server_state(f->srv) == SMTP_STATE_INIT);
+            CHECK(!smtp_server_authenticated(f->srv));
             collect(f);
             continue;
         }
@@ -351,6 +364,8 @@ fz_init(struct fz *f, const uint8_t *data, size_t ndec, uint8_t flags, uint8_t l
         .reject_bare_newline = flags & 8,
         .auth_offered = limits & 32,
         .auth_required = (limits & 96) == 96,
+        .starttls = limits & 128,
+        .auth_insecure = !(limits & 128), /* else AUTH waits for STARTTLS */
     };
     buf_init(&f->replies, 1 << 24);
     buf_init(&f->messages, 1 << 24);

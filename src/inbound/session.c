@@ -17,12 +17,16 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Input kept while a commit is in flight or a line is incomplete. */
 #define SESSION_INPUT_MAX (256 * 1024)
@@ -60,6 +64,9 @@ struct session {
     char user[SASL_AUTHCID_MAX + 1];    /* authenticated user, "" if none */
     bool authing;                       /* AUTH check or its delay pending */
     unsigned auth_failures;
+    bool handshaking;       /* TLS handshake in progress (smtps or after STARTTLS) */
+    char tls_info[160];     /* "TLSv1.3 with cipher X (256/256 bits)", "" before TLS */
+    struct event *greeting; /* greeting-delay: the 220 waits for it */
     bool committing, gone, closing, draining;
     struct session *prev, *next;
 };
@@ -79,9 +86,12 @@ session_free(struct session *s)
     if (s->next)
         s->next->prev = s->prev;
     d->nsessions--;
-    bufferevent_free(s->bev);
+    if (s->bev) /* NULL if TLS could not take over after STARTTLS */
+        bufferevent_free(s->bev);
     if (s->auth_delay)
         event_free(s->auth_delay);
+    if (s->greeting)
+        event_free(s->greeting);
     explicit_bzero(s->auth.password, sizeof(s->auth.password));
     smtp_server_free(s->smtp);
     envelope_free(s->env);
@@ -387,13 +397,15 @@ static const struct smtp_server_hooks session_hooks = {
 static const char *
 trace_protocol(const struct session *s)
 {
-    bool a = s->user[0] != '\0'; /* RFC 3848: "A" for an authenticated client */
+    /* RFC 3848: "S" inside TLS, "A" for an authenticated client */
+    static const char *const names[2][2][2] = {
+        {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}},
+        {{"UTF8SMTP", "UTF8SMTPA"}, {"UTF8SMTPS", "UTF8SMTPSA"}},
+    };
 
     if (!smtp_server_esmtp(s->smtp))
         return "SMTP";
-    if (s->env->smtputf8)
-        return a ? "UTF8SMTPA" : "UTF8SMTP";
-    return a ? "ESMTPA" : "ESMTP";
+    return names[s->env->smtputf8][smtp_server_tls(s->smtp)][s->user[0] != '\0'];
 }
 
 /* RFC 5321 4.4 trace header, prepended to the message. */
@@ -407,8 +419,11 @@ session_trace(struct session *s)
     localtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
     buf_reset(&s->trace);
-    if (buf_printf(&s->trace, "Received: from %s ([%s])\r\n\tby %s (petrel) with %s id %s",
-                   smtp_server_helo(s->smtp), s->ip, s->cf->hostname, trace_protocol(s),
+    if (buf_printf(&s->trace, "Received: from %s ([%s])\r\n", smtp_server_helo(s->smtp), s->ip) < 0)
+        return -1;
+    if (s->tls_info[0] && buf_printf(&s->trace, "\t(using %s)\r\n", s->tls_info) < 0)
+        return -1;
+    if (buf_printf(&s->trace, "\tby %s (petrel) with %s id %s", s->cf->hostname, trace_protocol(s),
                    s->env->id) < 0)
         return -1;
     if (s->rcpt_orig == 1 && buf_printf(&s->trace, "\r\n\tfor <%s>", s->first_rcpt) < 0)
@@ -491,6 +506,121 @@ session_close_after_flush(struct session *s)
         session_end(s);
 }
 
+/* ---- early talkers and TLS ---- */
+
+static void session_read(struct bufferevent *bev, void *arg);
+static void session_write(struct bufferevent *bev, void *arg);
+static void session_event(struct bufferevent *bev, short what, void *arg);
+
+static void
+session_use_bev(struct session *s, struct bufferevent *bev)
+{
+    s->bev = bev;
+    bufferevent_setcb(bev, session_read, session_write, session_event, s);
+    bufferevent_setwatermark(bev, EV_READ, 0, SESSION_INPUT_MAX);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* RFC 5321 3.1: the client waits for the greeting. One that talks first
+ * is a bot blasting commands blind: refuse it, say why, close. */
+static void
+session_early_talker(struct session *s)
+{
+    char line[300];
+    int n =
+        snprintf(line, sizeof(line),
+                 "554 5.5.1 %s protocol error: data sent before the greeting\r\n", s->cf->hostname);
+
+    log_info("s=%lu reject: early talker [%s]: sent data before the greeting", s->id, s->ip);
+    if (s->greeting) {
+        event_free(s->greeting);
+        s->greeting = NULL;
+    }
+    buf_reset(smtp_server_output(s->smtp)); /* the 220 never leaves */
+    evbuffer_drain(bufferevent_get_input(s->bev),
+                   evbuffer_get_length(bufferevent_get_input(s->bev)));
+    bufferevent_write(s->bev, line, (size_t)n);
+    session_close_after_flush(s);
+}
+
+static void
+session_greet(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    char c;
+
+    (void)fd;
+    (void)what;
+    event_free(s->greeting);
+    s->greeting = NULL;
+    if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0 ||
+        recv(bufferevent_getfd(s->bev), &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        session_early_talker(s);
+        return;
+    }
+    session_process(s);
+}
+
+/* After the handshake: what the Received field and the log say. */
+static void
+session_tls_ready(struct session *s)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+    int alg = 0, bits = SSL_get_cipher_bits(ssl, &alg);
+
+    s->handshaking = false;
+    snprintf(s->tls_info, sizeof(s->tls_info), "%s with cipher %s (%d/%d bits)",
+             SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits, alg);
+    log_info("s=%lu TLS from [%s]: %s", s->id, s->ip, s->tls_info);
+    smtp_server_starttls_done(s->smtp); /* after STARTTLS: start over */
+    session_process(s);
+}
+
+/* A TLS bufferevent on fd, handshake in server role; NULL on failure. */
+static struct bufferevent *
+session_tls_bev(struct session *s, int fd)
+{
+    struct bufferevent *bev;
+    SSL *ssl = SSL_new(s->listen->pki->ctx);
+
+    if (ssl == NULL)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(s->d->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    s->handshaking = true;
+    session_use_bev(s, bev);
+    return bev;
+}
+
+/* RFC 3207 4: once the 220 has left in the clear, TLS takes over the socket. */
+static int
+session_starttls(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t early = evbuffer_get_length(in);
+    int fd = bufferevent_getfd(s->bev);
+
+    /* Anything sent after STARTTLS came before TLS: a command injected
+     * there (CVE-2011-0411) must not run inside the encrypted session.
+     * Bytes still unread in the socket reach the handshake and fail it. */
+    if (early)
+        log_info("s=%lu STARTTLS from [%s]: %zu octets sent after STARTTLS discarded", s->id, s->ip,
+                 early);
+    bufferevent_setfd(s->bev, -1); /* keep fd open through the free */
+    bufferevent_free(s->bev);
+    s->bev = NULL;
+    if (session_tls_bev(s, fd) == NULL) {
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
 static void
 session_process(struct session *s)
 {
@@ -498,6 +628,11 @@ session_process(struct session *s)
     size_t len = evbuffer_get_length(in), used = 0;
     enum smtp_state st;
 
+    if (s->greeting) { /* greeting-delay: listen, say nothing */
+        if (len)
+            session_early_talker(s);
+        return;
+    }
     if (len && !session_busy(s)) {
         const char *data = (const char *)evbuffer_pullup(in, -1);
 
@@ -512,6 +647,17 @@ session_process(struct session *s)
     if (st == SMTP_STATE_CLOSED) {
         session_close_after_flush(s);
         return;
+    }
+    if (st == SMTP_STATE_STARTTLS && !s->handshaking) {
+        /* the 220 leaves first; session_write() comes back here */
+        bufferevent_disable(s->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+            return;
+        if (session_starttls(s) < 0) {
+            log_warn("s=%lu STARTTLS from [%s]: cannot set up TLS", s->id, s->ip);
+            session_end(s);
+            return;
+        }
     }
     if (st == SMTP_STATE_COMMIT && !s->committing)
         session_commit(s);
@@ -538,6 +684,10 @@ session_write(struct bufferevent *bev, void *arg)
         session_end(s);
         return;
     }
+    if (smtp_server_state(s->smtp) == SMTP_STATE_STARTTLS && !s->handshaking) {
+        session_process(s); /* the 220 is out: TLS takes over */
+        return;
+    }
     if (!session_busy(s))
         bufferevent_enable(s->bev, EV_READ);
 }
@@ -548,6 +698,20 @@ session_event(struct bufferevent *bev, short what, void *arg)
     struct session *s = arg;
 
     (void)bev;
+    if (what & BEV_EVENT_CONNECTED) { /* the TLS handshake is complete */
+        session_tls_ready(s);
+        return;
+    }
+    if (s->handshaking) {
+        unsigned long e = bufferevent_get_openssl_error(s->bev);
+        char msg[256] = "connection closed or timed out";
+
+        if (e)
+            ERR_error_string_n(e, msg, sizeof(msg));
+        log_info("s=%lu TLS handshake with [%s] failed: %s", s->id, s->ip, msg);
+        session_end(s);
+        return;
+    }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && !s->closing &&
         !session_busy(s)) {
         log_info("s=%lu timeout from [%s]", s->id, s->ip);
@@ -587,7 +751,43 @@ session_settings(struct session *s)
         .reject_bare_newline = cf->bare_newline == BARE_NEWLINE_REJECT,
         .auth_offered = s->listen && s->listen->auth_users,
         .auth_required = s->listen && s->listen->submission,
+        .auth_insecure = s->listen && s->listen->auth_insecure,
+        .starttls = s->listen && s->listen->pki, /* inside smtps: 503, already TLS */
+        .tls = s->listen && s->listen->smtps,
     };
+}
+
+/* The bufferevent for fd: TLS from the first byte on an smtps listener;
+ * else plain, with the greeting held back for greeting-delay. */
+static int
+session_open(struct session *s, int fd)
+{
+    struct timeval delay = {s->cf->greeting_delay, 0};
+    struct bufferevent *bev;
+    char c;
+
+    if (s->set.tls) {
+        if (session_tls_bev(s, fd) == NULL) {
+            close(fd);
+            return -1;
+        }
+        return 0;
+    }
+    bev = bufferevent_socket_new(s->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        close(fd);
+        return -1;
+    }
+    session_use_bev(s, bev);
+    if (s->cf->greeting_delay > 0) {
+        s->greeting = evtimer_new(s->d->base, session_greet, s);
+        evtimer_add(s->greeting, &delay);
+    } else if (recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        /* even without a delay: the client spoke before we did */
+        session_early_talker(s);
+        return 0;
+    }
+    return 0;
 }
 
 void
@@ -608,16 +808,17 @@ session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen
     buf_init(&s->trace, 4096);
     session_settings(s);
     s->smtp = smtp_server_new(&s->set, &session_hooks, s);
-    s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_setcb(s->bev, session_read, session_write, session_event, s);
-    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
     s->next = d->sessions;
     if (d->sessions)
         d->sessions->prev = s;
     d->sessions = s;
     d->nsessions++;
     log_info("s=%lu connect from [%s]", s->id, s->ip);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    if (session_open(s, fd) < 0) {
+        log_warn("s=%lu cannot set up the connection from [%s]", s->id, s->ip);
+        session_free(s);
+        return;
+    }
     session_process(s);
 }
 

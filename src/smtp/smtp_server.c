@@ -25,6 +25,7 @@ smtp_server_new(const struct smtp_server_settings *s, const struct smtp_server_h
     srv->hooks = *hooks;
     srv->ctx = ctx;
     srv->state = SMTP_STATE_INIT;
+    srv->tls = s->tls;
     buf_init(&srv->out, SMTP_OUT_MAX);
     buf_init(&srv->msg, s->message_size);
     /* RFC 5321 4.3.1: the greeting names us; no enhanced code before EHLO. */
@@ -96,6 +97,9 @@ void
 smtp_reply_err(struct smtp_server *srv, const struct smtp_reply *r)
 {
     smtp_reply(srv, r->code, r->status, "%s", r->text);
+    /* RFC 5321 3.8: 421 is "service not available, closing channel". */
+    if (r->code == 421)
+        srv->state = SMTP_STATE_CLOSED;
 }
 
 void
@@ -228,6 +232,7 @@ smtp_server_feed(struct smtp_server *srv, const char *p, size_t n)
         switch (srv->state) {
         case SMTP_STATE_COMMIT:
         case SMTP_STATE_AUTH_WAIT:
+        case SMTP_STATE_STARTTLS:
         case SMTP_STATE_CLOSED:
             return used;
         case SMTP_STATE_DATA:

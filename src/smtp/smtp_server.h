@@ -11,7 +11,8 @@
  * Synchronous questions (is this recipient acceptable?) go through hooks;
  * the one asynchronous step, the durable commit, parks the machine in
  * SMTP_STATE_COMMIT: feed() then consumes nothing until commit_done().
- * AUTH parks it the same way in SMTP_STATE_AUTH_WAIT until auth_done().
+ * AUTH parks it the same way in SMTP_STATE_AUTH_WAIT until auth_done(),
+ * and STARTTLS in SMTP_STATE_STARTTLS until starttls_done().
  */
 #ifndef PETREL_SMTP_SERVER_H
 #define PETREL_SMTP_SERVER_H
@@ -35,6 +36,8 @@ enum smtp_state {
     SMTP_STATE_COMMIT,    /* message complete, waiting for commit_done() */
     SMTP_STATE_AUTH,      /* AUTH exchange: reading SASL continuation lines */
     SMTP_STATE_AUTH_WAIT, /* credentials handed to hooks.auth, waiting for auth_done() */
+    SMTP_STATE_STARTTLS,  /* 220 to STARTTLS queued: the caller discards any input
+                           * that followed, does the handshake, then starttls_done() */
     SMTP_STATE_CLOSED,    /* QUIT or 421: flush output, then close */
 };
 
@@ -58,6 +61,9 @@ struct smtp_server_settings {
     bool reject_bare_newline;
     bool auth_offered;  /* advertise and accept AUTH PLAIN LOGIN (RFC 4954) */
     bool auth_required; /* submission (RFC 6409): MAIL needs AUTH first (530) */
+    bool auth_insecure; /* AUTH also without TLS; otherwise 538 until STARTTLS */
+    bool starttls;      /* offer STARTTLS (RFC 3207) */
+    bool tls;           /* TLS from the first byte (RFC 8314 implicit TLS) */
 };
 
 /*
@@ -120,6 +126,12 @@ void smtp_server_commit_done(struct smtp_server *srv, const struct smtp_reply *r
 void smtp_server_auth_done(struct smtp_server *srv, bool ok);
 /* Whether an AUTH exchange has succeeded in this session. */
 bool smtp_server_authenticated(const struct smtp_server *srv);
+/* Ends STARTTLS after a successful handshake: RFC 3207 4.2, the session
+ * starts over (EHLO needed again, nothing learnt before TLS is kept) and
+ * nothing is sent, not even a greeting. */
+void smtp_server_starttls_done(struct smtp_server *srv);
+/* Whether the session runs inside TLS (implicit, or after STARTTLS). */
+bool smtp_server_tls(const struct smtp_server *srv);
 /* Queues a 421 with the text and moves to CLOSED (timeouts, shutdown). */
 void smtp_server_close(struct smtp_server *srv, const char *status, const char *text);
 

@@ -19,6 +19,12 @@ helo_name_ok(struct str name)
     return true;
 }
 
+static bool
+auth_usable(const struct smtp_server *srv)
+{
+    return srv->set->auth_offered && (srv->tls || srv->set->auth_insecure);
+}
+
 static void
 cmd_helo(struct smtp_server *srv, const struct smtp_command *cmd, bool esmtp)
 {
@@ -48,7 +54,11 @@ cmd_helo(struct smtp_server *srv, const struct smtp_command *cmd, bool esmtp)
     smtp_reply_line(srv, 250, false, NULL, "CHUNKING");
     if (srv->hooks.etrn)
         smtp_reply_line(srv, 250, false, NULL, "ETRN");
-    if (s->auth_offered)
+    if (s->starttls && !srv->tls)
+        smtp_reply_line(srv, 250, false, NULL, "STARTTLS");
+    /* RFC 4954 4: mechanisms that send passwords in the clear are offered
+     * only inside TLS, unless the listener is marked insecure. */
+    if (auth_usable(srv))
         smtp_reply_line(srv, 250, false, NULL, "AUTH %s", SASL_MECHANISMS);
     smtp_reply_line(srv, 250, true, NULL, "DSN");
 }
@@ -63,7 +73,7 @@ param_policy(const struct smtp_server *srv)
                                       .binarymime = false,
                                       .smtputf8 = e,
                                       .dsn = e,
-                                      .auth = e && srv->set->auth_offered};
+                                      .auth = e && auth_usable(srv)};
 }
 
 /* "FROM:" / "TO:" prefix; returns false (and replies) if missing. */
@@ -443,6 +453,12 @@ cmd_auth(struct smtp_server *srv, const struct smtp_command *cmd)
         smtp_reply(srv, 503, "5.5.1", "AUTH is not allowed during a transaction");
         return;
     }
+    if (!auth_usable(srv)) {
+        smtp_reply(srv, 538, "5.7.11",
+                   "Encryption required for requested authentication "
+                   "mechanism: use STARTTLS first");
+        return;
+    }
     mech = str_cut(&args, ' ');
     initial = str_trim(args);
     has_initial = args.len > 0;
@@ -484,6 +500,49 @@ bool
 smtp_server_authenticated(const struct smtp_server *srv)
 {
     return srv->authenticated;
+}
+
+/* RFC 3207 4: STARTTLS, no parameters. */
+static void
+cmd_starttls(struct smtp_server *srv, const struct smtp_command *cmd)
+{
+    if (str_trim(cmd->args).len > 0) {
+        smtp_reply(srv, 501, "5.5.4", "syntax: STARTTLS (no parameters)");
+        return;
+    }
+    if (srv->tls) {
+        smtp_reply(srv, 503, "5.5.1", "TLS is already active");
+        return;
+    }
+    if (!srv->esmtp) {
+        smtp_reply(srv, 503, "5.5.1", "send EHLO first");
+        return;
+    }
+    if (srv->in_tx) {
+        smtp_reply(srv, 503, "5.5.1", "STARTTLS is not allowed during a transaction");
+        return;
+    }
+    smtp_reply(srv, 220, "2.0.0", "Ready to start TLS");
+    srv->state = SMTP_STATE_STARTTLS;
+}
+
+void
+smtp_server_starttls_done(struct smtp_server *srv)
+{
+    if (srv->state != SMTP_STATE_STARTTLS)
+        return;
+    /* RFC 3207 4.2: discard all knowledge obtained from the client. */
+    srv->tls = true;
+    srv->helo[0] = '\0';
+    srv->esmtp = false;
+    srv->authenticated = false;
+    srv->state = SMTP_STATE_INIT;
+}
+
+bool
+smtp_server_tls(const struct smtp_server *srv)
+{
+    return srv->tls;
 }
 
 /* Commands that exist but are not offered by this server. */
@@ -558,9 +617,12 @@ smtp_server_dispatch(struct smtp_server *srv, const struct smtp_command *cmd, si
         if (srv->set->auth_offered && srv->hooks.auth)
             return cmd_auth(srv, cmd);
         return cmd_not_offered(srv, cmd);
+    case SMTP_CMD_STARTTLS:
+        if (srv->set->starttls)
+            return cmd_starttls(srv, cmd);
+        return cmd_not_offered(srv, cmd);
     case SMTP_CMD_TURN:
     case SMTP_CMD_ATRN:
-    case SMTP_CMD_STARTTLS:
         return cmd_not_offered(srv, cmd);
     case SMTP_CMD_UNKNOWN:
         break;

@@ -34,6 +34,7 @@ struct smtp_server {
     /* AUTH (RFC 4954) */
     struct sasl sasl;
     bool authenticated;
+    bool tls; /* inside TLS: implicit, or after STARTTLS */
 
     /* the transaction */
     bool in_tx; /* MAIL accepted; the session holds an envelope */

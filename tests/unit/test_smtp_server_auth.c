@@ -108,6 +108,7 @@ start(bool required)
         .max_received = 3,
         .line_length = 100,
         .auth_offered = true,
+        .auth_insecure = true,
         .auth_required = required,
     };
     memset(&fk, 0, sizeof(fk));
