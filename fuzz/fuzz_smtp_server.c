@@ -154,7 +154,21 @@ hook_auth(void *ctx, const char *authzid, const char *authcid, const char *passw
     CHECK(authzid[0] == '\0' || strcmp(authzid, authcid) == 0);
 }
 
+static int
+hook_atrn(void *ctx, struct str domains, struct smtp_reply *r)
+{
+    struct fz *f = ctx;
+    uint8_t d = decide(f);
+
+    (void)domains;
+    CHECK(smtp_server_authenticated(f->srv) && !f->in_tx);
+    if (d % 3 == 0)
+        return smtp_reply_set(r, 250, "2.0.0", "OK now reversing the connection"), 0;
+    return smtp_reply_set(r, d % 3 == 1 ? 453 : 450, "4.3.0", "no");
+}
+
 static const struct smtp_server_hooks hooks = {
+    .atrn = hook_atrn,
     .auth = hook_auth,
     .mail = hook_mail,
     .rcpt = hook_rcpt,
@@ -271,6 +285,7 @@ check_leftover(const struct fz *f, const char *rest, size_t n)
     case SMTP_STATE_COMMIT:
     case SMTP_STATE_AUTH_WAIT:
     case SMTP_STATE_STARTTLS:
+    case SMTP_STATE_TURNED:
     case SMTP_STATE_CLOSED:
         return;
     case SMTP_STATE_DATA:
@@ -325,7 +340,7 @@ run(struct fz *f, const uint8_t *in, size_t n, bool pieces)
             continue;
         }
         check_leftover(f, pend.data ? pend.data : "", pend.len);
-        if (st == SMTP_STATE_CLOSED || pos == n)
+        if (st == SMTP_STATE_CLOSED || st == SMTP_STATE_TURNED || pos == n)
             break;
         k = pieces ? 1 + rng_next(f) % 67 : n - pos;
         k = k < n - pos ? k : n - pos;

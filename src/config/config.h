@@ -17,6 +17,7 @@ enum action_kind {
     ACTION_MAILDIR, /* action "x" maildir "/var/mail/%{user}" users <t> aliases <t> */
     ACTION_RELAY,   /* action "x" relay [host H [port N]]: MX lookup, or a smarthost */
     ACTION_LMTP,    /* action "x" lmtp HOST port N (RFC 2033) */
+    ACTION_ATRN,    /* action "x" atrn <T>: held until its owner pulls it (RFC 2645) */
 };
 
 /* Outbound TLS policy of a relay action (RFC 3207 as a client). */
@@ -32,7 +33,8 @@ struct action {
     char *name;
     enum action_kind kind;
     char *maildir;         /* path template: %{user} = mailbox name */
-    struct table *users;   /* borrowed from config->tables; NULL = every local part is a user */
+    struct table *users;   /* borrowed from config->tables; NULL = every local part is a user;
+                            * atrn: "user: domain, domain" who may pull what */
     struct table *aliases; /* borrowed; may be NULL */
     char *host;            /* relay: smarthost or NULL for MX; lmtp: server */
     int port;              /* 0 = `remote port` */

@@ -358,8 +358,12 @@ config_parse_action(struct config_parser *p, struct config_args *a)
         r = config_parse_action_relay(p, a, &act);
     } else if (config_args_accept(a, "lmtp")) {
         r = config_parse_action_lmtp(p, a, &act);
+    } else if (config_args_accept(a, "atrn")) {
+        /* RFC 2645: mail kept for on-demand relay; <T> says who pulls which domains */
+        act.kind = ACTION_ATRN;
+        r = config_args_table(p, a, &act.users) < 0 ? -1 : config_args_end(p, a);
     } else {
-        r = config_args_unexpected(p, a, "\"maildir\", \"relay\" or \"lmtp\"");
+        r = config_args_unexpected(p, a, "\"maildir\", \"relay\", \"lmtp\" or \"atrn\"");
     }
     if (r < 0) {
         free(act.name);

@@ -531,6 +531,16 @@ qmgr_flush(struct qmgr *q, const char *domain)
     return n;
 }
 
+size_t
+qmgr_waiting(const struct qmgr *q, const char *domain)
+{
+    size_t n = 0;
+
+    for (const struct qmsg *m = q->msgs; m; m = m->next)
+        n += !m->held && waits_for(m, domain);
+    return n;
+}
+
 int
 qmgr_delete(struct qmgr *q, const char *id)
 {

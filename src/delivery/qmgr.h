@@ -37,6 +37,8 @@ void qmgr_stop(struct qmgr *q);
  * The others return 0, -ENOENT for an unknown id, or -EBUSY while a
  * delivery of that message is running (try again). */
 size_t qmgr_flush(struct qmgr *q, const char *domain);
+/* How many messages (not held) wait for domain; nothing is started. */
+size_t qmgr_waiting(const struct qmgr *q, const char *domain);
 int qmgr_delete(struct qmgr *q, const char *id);
 int qmgr_hold(struct qmgr *q, const char *id);
 int qmgr_release(struct qmgr *q, const char *id);

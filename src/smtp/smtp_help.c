@@ -33,6 +33,8 @@ static const struct help_topic help_topics[] = {
     {"SAML", {"SAML FROM:<address>: terminal and mailbox", NULL}},
     {"ETRN", {"ETRN <domain> or ETRN @<domain>: deliver the mail queued for it now", NULL}},
     {"AUTH", {"AUTH <mechanism> [initial-response]: authenticate (if offered in EHLO)", NULL}},
+    {"ATRN",
+     {"ATRN [domain[,domain]...]: after AUTH, receive your domains' mail here (RFC 2645)", NULL}},
     {"STARTTLS", {"STARTTLS: start TLS, then EHLO again (if offered in EHLO)", NULL}},
 };
 

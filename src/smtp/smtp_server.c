@@ -233,6 +233,7 @@ smtp_server_feed(struct smtp_server *srv, const char *p, size_t n)
         case SMTP_STATE_COMMIT:
         case SMTP_STATE_AUTH_WAIT:
         case SMTP_STATE_STARTTLS:
+        case SMTP_STATE_TURNED:
         case SMTP_STATE_CLOSED:
             return used;
         case SMTP_STATE_DATA:

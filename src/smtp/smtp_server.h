@@ -38,6 +38,8 @@ enum smtp_state {
     SMTP_STATE_AUTH_WAIT, /* credentials handed to hooks.auth, waiting for auth_done() */
     SMTP_STATE_STARTTLS,  /* 220 to STARTTLS queued: the caller discards any input
                            * that followed, does the handshake, then starttls_done() */
+    SMTP_STATE_TURNED,    /* ATRN accepted: once the 250 is out, the connection is
+                           * the session's to use as a client (RFC 2645) */
     SMTP_STATE_CLOSED,    /* QUIT or 421: flush output, then close */
 };
 
@@ -90,6 +92,10 @@ struct smtp_server_hooks {
      * valid for the call only and wiped after it: copy what is needed, and
      * wipe the copy of password when done. authzid is "" or authcid. */
     void (*auth)(void *ctx, const char *authzid, const char *authcid, const char *password);
+    /* ATRN (RFC 2645) by an authenticated client, for domains ("a.example,b.example", or
+     * "" for all of the user's): 0 with r = 250 turns the connection round (state
+     * TURNED); -1 with r = 450/453/... refuses. NULL: not offered. */
+    int (*atrn)(void *ctx, struct str domains, struct smtp_reply *r);
 };
 
 struct smtp_server;

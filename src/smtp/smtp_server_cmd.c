@@ -60,6 +60,8 @@ cmd_helo(struct smtp_server *srv, const struct smtp_command *cmd, bool esmtp)
      * only inside TLS, unless the listener is marked insecure. */
     if (auth_usable(srv))
         smtp_reply_line(srv, 250, false, NULL, "AUTH %s", SASL_MECHANISMS);
+    if (auth_usable(srv) && srv->hooks.atrn)
+        smtp_reply_line(srv, 250, false, NULL, "ATRN");
     smtp_reply_line(srv, 250, true, NULL, "DSN");
 }
 
@@ -545,6 +547,43 @@ smtp_server_tls(const struct smtp_server *srv)
     return srv->tls;
 }
 
+/* RFC 2645 4: ATRN [domain *("," domain)], after AUTH only. */
+static void
+cmd_atrn(struct smtp_server *srv, const struct smtp_command *cmd)
+{
+    struct str args = str_trim(cmd->args);
+    struct smtp_reply r = {0};
+
+    if (!srv->esmtp) {
+        smtp_reply(srv, 503, "5.5.1", "send EHLO first");
+        return;
+    }
+    if (!srv->authenticated) {
+        smtp_reply(srv, 530, "5.7.0", "Authentication required");
+        return;
+    }
+    if (srv->in_tx) {
+        smtp_reply(srv, 503, "5.5.1", "ATRN is not allowed during a transaction");
+        return;
+    }
+    for (size_t i = 0; i < args.len; i++) {
+        char c = args.ptr[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == ',')) {
+            smtp_reply(srv, 501, "5.5.4", "syntax: ATRN [domain[,domain]...]");
+            return;
+        }
+    }
+    if (srv->hooks.atrn(srv->ctx, args, &r) < 0) {
+        smtp_reply_err(srv, &r);
+        return;
+    }
+    smtp_reply_err(srv, &r);
+    if (srv->state != SMTP_STATE_CLOSED)
+        srv->state = SMTP_STATE_TURNED;
+}
+
 /* Commands that exist but are not offered by this server. */
 static void
 cmd_not_offered(struct smtp_server *srv, const struct smtp_command *cmd)
@@ -621,8 +660,11 @@ smtp_server_dispatch(struct smtp_server *srv, const struct smtp_command *cmd, si
         if (srv->set->starttls)
             return cmd_starttls(srv, cmd);
         return cmd_not_offered(srv, cmd);
-    case SMTP_CMD_TURN:
     case SMTP_CMD_ATRN:
+        if (srv->hooks.atrn && auth_usable(srv))
+            return cmd_atrn(srv, cmd);
+        return cmd_not_offered(srv, cmd);
+    case SMTP_CMD_TURN:
         return cmd_not_offered(srv, cmd);
     case SMTP_CMD_UNKNOWN:
         break;

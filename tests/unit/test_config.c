@@ -751,9 +751,10 @@ test_errors_actions(void **state)
 {
     static const struct error_case cases[] = {
         {LISTEN "action\n", "petrel.conf:2: action: missing an action name"},
-        {LISTEN "action x\n", "petrel.conf:2: action: missing \"maildir\", \"relay\" or \"lmtp\""},
-        {LISTEN "action x mbox \"/m\"\n",
-         "petrel.conf:2: action: expected \"maildir\", \"relay\" or \"lmtp\", found \"mbox\""},
+        {LISTEN "action x\n",
+         "petrel.conf:2: action: missing \"maildir\", \"relay\", \"lmtp\" or \"atrn\""},
+        {LISTEN "action x mbox \"/m\"\n", "petrel.conf:2: action: expected \"maildir\", \"relay\", "
+                                          "\"lmtp\" or \"atrn\", found \"mbox\""},
         {LISTEN "action x maildir\n", "petrel.conf:2: action: missing a maildir path"},
         {LISTEN "action x maildir \"/var/mail\"\n",
          "petrel.conf:2: action \"x\": maildir path \"/var/mail\" must contain %{user}"},

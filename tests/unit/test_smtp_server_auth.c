@@ -21,16 +21,15 @@
 
 #define HOST "mx.example.org"
 #define GREETING "220 " HOST " ESMTP petrel\r\n"
-#define EHLO_AUTH                                                                                  \
+#define EHLO_AUTH_HEAD                                                                             \
     "250-" HOST " Hello client.example [192.0.2.1]\r\n"                                            \
     "250-PIPELINING\r\n"                                                                           \
     "250-SIZE 1000\r\n"                                                                            \
     "250-8BITMIME\r\n"                                                                             \
     "250-ENHANCEDSTATUSCODES\r\n"                                                                  \
     "250-SMTPUTF8\r\n"                                                                             \
-    "250-CHUNKING\r\n"                                                                             \
-    "250-AUTH PLAIN LOGIN\r\n"                                                                     \
-    "250 DSN\r\n"
+    "250-CHUNKING\r\n"
+#define EHLO_AUTH EHLO_AUTH_HEAD "250-AUTH PLAIN LOGIN\r\n250 DSN\r\n"
 #define EHLO "EHLO client.example\r\n"
 #define R_235 "235 2.7.0 Authentication successful\r\n"
 #define R_535 "535 5.7.8 Authentication credentials invalid\r\n"
@@ -89,11 +88,32 @@ fake_reset(void *ctx)
     (void)ctx;
 }
 
+static int atrn_answer; /* 250 or an error code for fake_atrn */
+static char atrn_domains[256];
+
+static int
+fake_atrn(void *ctx, struct str domains, struct smtp_reply *r)
+{
+    (void)ctx;
+    snprintf(atrn_domains, sizeof(atrn_domains), "%.*s", (int)domains.len, domains.ptr);
+    if (atrn_answer == 250)
+        return smtp_reply_set(r, 250, "2.0.0", "OK now reversing the connection"), 0;
+    return smtp_reply_set(r, atrn_answer, "4.3.0", "You have no mail");
+}
+
 static const struct smtp_server_hooks hooks = {
     .mail = fake_mail,
     .rcpt = fake_rcpt,
     .reset = fake_reset,
     .auth = fake_auth,
+};
+
+static const struct smtp_server_hooks hooks_atrn = {
+    .mail = fake_mail,
+    .rcpt = fake_rcpt,
+    .reset = fake_reset,
+    .auth = fake_auth,
+    .atrn = fake_atrn,
 };
 
 static void
@@ -389,6 +409,45 @@ test_long_response_line(void **state)
     expect("NOOP\r\n", "250 2.0.0 Ok\r\n");
 }
 
+/* RFC 2645 4: ATRN after AUTH; the machine parks in TURNED after a 250. */
+static void
+test_atrn(void **state)
+{
+    const char *in = "ATRN example.net,example.com\r\nNOOP\r\n";
+
+    (void)state;
+    smtp_server_free(srv);
+    start(false);
+    smtp_server_free(srv);
+    srv = smtp_server_new(&set, &hooks_atrn, &fk);
+    take();
+    expect(EHLO, EHLO_AUTH_HEAD "250-AUTH PLAIN LOGIN\r\n250-ATRN\r\n250 DSN\r\n");
+    expect("ATRN\r\n", "530 5.7.0 Authentication required\r\n");
+    expect("AUTH PLAIN " PLAIN_ALICE "\r\n", "");
+    smtp_server_auth_done(srv, true);
+    assert_string_equal(take(), R_235);
+    expect("ATRN ex ample\r\n", "501 5.5.4 syntax: ATRN [domain[,domain]...]\r\n");
+    atrn_answer = 453;
+    expect("ATRN\r\n", "453 4.3.0 You have no mail\r\n");
+    assert_string_equal(atrn_domains, "");
+    assert_int_equal(smtp_server_state(srv), SMTP_STATE_READY);
+    atrn_answer = 250;
+    assert_int_equal(smtp_server_feed(srv, in, strlen(in)),
+                     strlen("ATRN example.net,example.com\r\n"));
+    assert_string_equal(take(), "250 2.0.0 OK now reversing the connection\r\n");
+    assert_string_equal(atrn_domains, "example.net,example.com");
+    assert_int_equal(smtp_server_state(srv), SMTP_STATE_TURNED);
+    assert_int_equal(smtp_server_feed(srv, "NOOP\r\n", 6), 0);
+}
+
+static void
+test_atrn_not_offered(void **state)
+{
+    (void)state;
+    expect(EHLO, EHLO_AUTH);
+    expect("ATRN\r\n", "502 5.5.1 ATRN is not implemented\r\n");
+}
+
 static void
 test_failures_count_as_errors(void **state)
 {
@@ -429,6 +488,8 @@ main(void)
         T(test_pipelined_input_resumes),
         T(test_long_response_line),
         T(test_failures_count_as_errors),
+        T(test_atrn),
+        T(test_atrn_not_offered),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
