@@ -96,6 +96,9 @@ daemon_message_allowed(struct daemon *d, const struct sockaddr *peer)
     return false;
 }
 
+/* A connection over a limit gets a 421 in place of the greeting and is
+ * closed: RFC 5321 3.8 allows a close only after a 421, and 7.8 lets a
+ * server defend itself. Best effort: the write never blocks the loop. */
 static void
 refuse(int fd, const struct config *cf, const char *why)
 {
