@@ -60,19 +60,37 @@ now_seconds(void)
     return (int64_t)ts.tv_sec;
 }
 
+/* Numeric IPv4 or IPv6 text and a port as a socket address; -1 if ip is
+ * neither. */
+static int
+sockaddr_parse(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*v4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*v6);
+        return 0;
+    }
+    return -1;
+}
+
 void
 daemon_throttle(struct daemon *d, const char *ip, unsigned seconds)
 {
     struct sockaddr_storage ss;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    socklen_t len;
 
-    memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
-        v4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
-        v6->sin6_family = AF_INET6;
-    if (seconds == 0 || ss.ss_family == AF_UNSPEC)
+    if (seconds == 0 || sockaddr_parse(ip, 0, &ss, &len) < 0)
         return;
     client_limits_throttle(d->clients, (struct sockaddr *)&ss, seconds, now_seconds());
     log_info("throttling [%s] for %u s after repeated authentication failures", ip, seconds);
@@ -167,28 +185,6 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, in
     session_new(d, fd, sa, (socklen_t)salen, &l->addr);
 }
 
-static int
-sockaddr_of(const struct config_listen *a, struct sockaddr_storage *ss, socklen_t *len)
-{
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-
-    memset(ss, 0, sizeof(*ss));
-    if (inet_pton(AF_INET, a->addr, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)a->port);
-        *len = sizeof(*v4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, a->addr, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)a->port);
-        *len = sizeof(*v6);
-        return 0;
-    }
-    return -1;
-}
-
 static struct listener *
 listener_open(struct daemon *d, const struct config_listen *a)
 {
@@ -198,7 +194,7 @@ listener_open(struct daemon *d, const struct config_listen *a)
 
     l->addr = *a;
     l->d = d;
-    if (sockaddr_of(a, &ss, &len) == 0)
+    if (sockaddr_parse(a->addr, a->port, &ss, &len) == 0)
         l->ev = evconnlistener_new_bind(d->base, on_accept, l,
                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                             LEV_OPT_CLOSE_ON_EXEC,
