@@ -6,6 +6,7 @@
 #include <event2/thread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void
@@ -65,6 +66,10 @@ main(int argc, char **argv)
         fprintf(stderr, "petreld: libevent has no pthreads support\n");
         return 1;
     }
+    /* Whatever the caller's umask: nothing petreld creates (spool, control
+     * socket, Maildirs) is for other users; the modes it asks for are
+     * 0700 and 0600 anyway, this covers what a library might create. */
+    umask(077);
     if ((rc = daemon_start(&d, path)) != 0)
         return rc;
     return daemon_run(&d);

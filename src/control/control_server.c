@@ -3,7 +3,10 @@
  * read until its first "\n" (at most CONTROL_LINE_MAX octets, within
  * CONTROL_TIMEOUT), answered with one line, and closed once the reply has
  * left. Access control is the socket's mode (0600) and the spool
- * directory's (0700): only the daemon's user and root get in.
+ * directory's (0700): only the daemon's user and root get in. With `user
+ * NAME` the daemon creates the socket after dropping to NAME, so both are
+ * NAME's and the queue tool works as root or as NAME, nobody else; no
+ * group access (0660) is offered, as a group would be a second way in.
  */
 #include "control/control_server.h"
 

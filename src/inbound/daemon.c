@@ -10,13 +10,16 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "control/control_server.h"
+#include "inbound/client_limits.h"
 #include "inbound/session.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,52 +45,78 @@ daemon_config(void *daemon)
     return config_ref(d->cf);
 }
 
-#define THROTTLE_MAX 4096
+/* Addresses tracked at once: about 100 bytes each. Sessions beyond it are
+ * still admitted (see client_limits.h); the default `limit connections`
+ * is far below. */
+#define CLIENT_LIMITS_CAP 16384
 
-struct throttle {
-    char ip[INET6_ADDRSTRLEN];
-    time_t until;
-    struct throttle *next;
-};
+/* Seconds of a clock that never jumps: rate windows and throttles. */
+static int64_t
+now_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+/* Numeric IPv4 or IPv6 text and a port as a socket address; -1 if ip is
+ * neither. */
+static int
+sockaddr_parse(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*v4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*v6);
+        return 0;
+    }
+    return -1;
+}
 
 void
 daemon_throttle(struct daemon *d, const char *ip, unsigned seconds)
 {
-    struct throttle *t;
+    struct sockaddr_storage ss;
+    socklen_t len;
 
-    if (seconds == 0 || d->nthrottled >= THROTTLE_MAX)
-        return; /* bounded: past the cap, the per-session limits still apply */
-    t = xcalloc(1, sizeof(*t));
-    snprintf(t->ip, sizeof(t->ip), "%s", ip);
-    t->until = time(NULL) + seconds;
-    t->next = d->throttled;
-    d->throttled = t;
-    d->nthrottled++;
+    if (seconds == 0 || sockaddr_parse(ip, 0, &ss, &len) < 0)
+        return;
+    client_limits_throttle(d->clients, (struct sockaddr *)&ss, seconds, now_seconds());
     log_info("throttling [%s] for %u s after repeated authentication failures", ip, seconds);
 }
 
-/* True while ip is throttled; forgets expired entries on the way. */
-static bool
-throttled(struct daemon *d, const char *ip)
+void
+daemon_client_closed(struct daemon *d, const struct sockaddr *peer)
 {
-    time_t now = time(NULL);
-    bool hit = false;
-
-    for (struct throttle **pp = &d->throttled; *pp;) {
-        struct throttle *t = *pp;
-
-        if (t->until <= now) {
-            *pp = t->next;
-            free(t);
-            d->nthrottled--;
-            continue;
-        }
-        hit |= strcmp(t->ip, ip) == 0;
-        pp = &t->next;
-    }
-    return hit;
+    client_limits_disconnect(d->clients, peer, now_seconds());
 }
 
+bool
+daemon_message_allowed(struct daemon *d, const struct sockaddr *peer)
+{
+    char ip[INET6_ADDRSTRLEN];
+
+    if (client_limits_message(d->clients, peer, d->cf->message_rate, now_seconds()))
+        return true;
+    log_info("refusing MAIL from [%s]: over limit message-rate %u per minute",
+             sockaddr_text(peer, ip, sizeof(ip)), d->cf->message_rate);
+    return false;
+}
+
+/* A connection over a limit gets a 421 in place of the greeting and is
+ * closed: RFC 5321 3.8 allows a close only after a 421, and 7.8 lets a
+ * server defend itself. Best effort: the write never blocks the loop. */
 static void
 refuse(int fd, const struct config *cf, const char *why)
 {
@@ -100,52 +129,60 @@ refuse(int fd, const struct config *cf, const char *why)
     close(fd);
 }
 
+/* The one place that decides whether a client may connect: the global
+ * limit, then its address's throttle, session count and connection rate.
+ * True if admitted (and counted: daemon_client_closed() when it ends). */
+static bool
+admit(struct daemon *d, int fd, const struct sockaddr *sa)
+{
+    const struct config *cf = d->cf;
+    struct client_limits_policy pol = {cf->max_per_ip, cf->connection_rate};
+    char ip[INET6_ADDRSTRLEN];
+
+    if (d->nsessions >= cf->max_connections) {
+        log_warn("connection limit %u reached: refusing a client", cf->max_connections);
+        refuse(fd, cf, "too many connections");
+        return false;
+    }
+    switch (client_limits_connect(d->clients, sa, &pol, now_seconds())) {
+    case CLIENT_ADMIT:
+        return true;
+    case CLIENT_UNTRACKED:
+        log_debug("[%s] not tracked: per-address table full", sockaddr_text(sa, ip, sizeof(ip)));
+        return true;
+    case CLIENT_THROTTLED:
+        log_info("refusing [%s]: throttled after repeated authentication failures",
+                 sockaddr_text(sa, ip, sizeof(ip)));
+        refuse(fd, cf, "too many authentication failures from your address");
+        return false;
+    case CLIENT_TOO_MANY:
+        log_info("refusing [%s]: limit connections-per-ip %u reached",
+                 sockaddr_text(sa, ip, sizeof(ip)), cf->max_per_ip);
+        break;
+    case CLIENT_TOO_FAST:
+        log_info("refusing [%s]: over limit connection-rate %u per minute",
+                 sockaddr_text(sa, ip, sizeof(ip)), cf->connection_rate);
+        break;
+    }
+    refuse(fd, cf, "too many connections from your address");
+    return false;
+}
+
 static void
 on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     struct listener *l = arg;
     struct daemon *d = l->d;
-    char ip[INET6_ADDRSTRLEN];
 
     (void)ev;
-    (void)salen;
     if (d->stopping) {
         close(fd);
         return;
     }
-    if (d->nsessions >= d->cf->max_connections) {
-        log_warn("connection limit %u reached: refusing a client", d->cf->max_connections);
-        refuse(fd, d->cf, "too many connections");
+    if (!admit(d, fd, sa))
         return;
-    }
-    if (d->throttled && throttled(d, sockaddr_text(sa, ip, sizeof(ip)))) {
-        refuse(fd, d->cf, "too many authentication failures from your address");
-        return;
-    }
     evutil_make_socket_nonblocking(fd);
     session_new(d, fd, sa, (socklen_t)salen, &l->addr);
-}
-
-static int
-sockaddr_of(const struct config_listen *a, struct sockaddr_storage *ss, socklen_t *len)
-{
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-
-    memset(ss, 0, sizeof(*ss));
-    if (inet_pton(AF_INET, a->addr, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)a->port);
-        *len = sizeof(*v4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, a->addr, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)a->port);
-        *len = sizeof(*v6);
-        return 0;
-    }
-    return -1;
 }
 
 static struct listener *
@@ -157,7 +194,7 @@ listener_open(struct daemon *d, const struct config_listen *a)
 
     l->addr = *a;
     l->d = d;
-    if (sockaddr_of(a, &ss, &len) == 0)
+    if (sockaddr_parse(a->addr, a->port, &ss, &len) == 0)
         l->ev = evconnlistener_new_bind(d->base, on_accept, l,
                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                             LEV_OPT_CLOSE_ON_EXEC,
@@ -250,6 +287,9 @@ on_hup(evutil_socket_t sig, short what, void *arg)
     }
     if (strcmp(cf->spool, d->cf->spool) != 0)
         log_warn("reload: a new spool directory takes effect only after a restart");
+    if ((cf->user == NULL) != (d->cf->user == NULL) ||
+        (cf->user && strcmp(cf->user, d->cf->user) != 0))
+        log_warn("reload: a new `user` takes effect only after a restart");
     listeners_sync(d, cf);
     config_unref(d->cf);
     d->cf = cf;
@@ -305,14 +345,99 @@ on_term(evutil_socket_t sig, short what, void *arg)
     evtimer_add(d->shutdown_timer, &tv);
 }
 
+/* ---- privileges ---- */
+
+/* Who the daemon runs as after start-up: `user NAME`, resolved. */
+struct run_as {
+    bool drop; /* started as root with `user`: switch */
+    uid_t uid;
+    gid_t gid;
+};
+
+/* Decides whether and to whom to drop; -1 when `user` cannot be honoured. */
+static int
+run_as_resolve(const struct config *cf, struct run_as *ra)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+
+    memset(ra, 0, sizeof(*ra));
+    if (cf->user == NULL) {
+        if (geteuid() == 0)
+            log_warn("running as root: add `user NAME` to %s so that petreld gives up root "
+                     "once its ports are bound",
+                     cf->path);
+        return 0;
+    }
+    if (getpwnam_r(cf->user, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
+        log_warn("user %s: no such user", cf->user);
+        return -1;
+    }
+    if (geteuid() != 0) {
+        if (getuid() == pw.pw_uid && geteuid() == pw.pw_uid)
+            return 0; /* started as that user already */
+        log_warn("user %s: petreld must be started as root or as %s to run as %s (it runs as "
+                 "uid %ld)",
+                 cf->user, cf->user, cf->user, (long)geteuid());
+        return -1;
+    }
+    *ra = (struct run_as){.drop = true, .uid = pw.pw_uid, .gid = pw.pw_gid};
+    return 0;
+}
+
+/*
+ * Switches every id (real, effective, saved) and the supplementary groups
+ * to the user's, for good: the kernel clears all capabilities when a
+ * process with uid 0 sets all its uids to non-zero. Runs before any thread
+ * exists, so no thread keeps root. Any failure is fatal: better not to run
+ * than to run as root by accident.
+ */
+static void
+privileges_drop(const struct config *cf, const struct run_as *ra)
+{
+    uid_t r, e, s;
+    gid_t gr, ge, gs;
+
+    if (initgroups(cf->user, ra->gid) < 0)
+        fatal("user %s: initgroups", cf->user);
+    if (setresgid(ra->gid, ra->gid, ra->gid) < 0)
+        fatal("user %s: setresgid %ld", cf->user, (long)ra->gid);
+    if (setresuid(ra->uid, ra->uid, ra->uid) < 0)
+        fatal("user %s: setresuid %ld", cf->user, (long)ra->uid);
+    if (getresuid(&r, &e, &s) < 0 || getresgid(&gr, &ge, &gs) < 0 || r != ra->uid || e != ra->uid ||
+        s != ra->uid || gr != ra->gid || ge != ra->gid || gs != ra->gid)
+        fatalx("user %s: the ids did not change", cf->user);
+    if (setuid(0) == 0 || seteuid(0) == 0)
+        fatalx("user %s: root could be regained after dropping it", cf->user);
+    log_info("running as user %s (uid %ld, gid %ld)", cf->user, (long)ra->uid, (long)ra->gid);
+}
+
+/*
+ * Start-up in two halves. As started (root, typically): bind the
+ * listeners (ports below 1024) and create the spool, given to `user` if
+ * set. Then drop privileges, and only then start threads (workers, spool
+ * committer) and create the control socket, which is therefore the user's
+ * (mode 0600, see control_server.c).
+ */
 static int
 daemon_open(struct daemon *d)
 {
     char err[1024], path[4096];
+    struct run_as ra;
 
     d->base = event_base_new();
     if (d->base == NULL)
         fatalx("cannot create the event loop");
+    d->clients = client_limits_new(CLIENT_LIMITS_CAP);
+    if (run_as_resolve(d->cf, &ra) < 0 || listeners_sync(d, d->cf) > 0)
+        return 1;
+    if (spool_prepare(d->cf->spool, ra.drop ? (long)ra.uid : -1, ra.drop ? (long)ra.gid : -1, err,
+                      sizeof(err)) < 0) {
+        log_warn("%s", err);
+        return 1;
+    }
+    if (ra.drop)
+        privileges_drop(d->cf, &ra);
     d->pool = workpool_new(d->base, DELIVERY_THREADS);
     d->spool = spool_open(d->cf->spool, d->pool, err, sizeof(err));
     if (d->spool == NULL) {
@@ -331,8 +456,6 @@ daemon_open(struct daemon *d)
         log_warn("%s", err);
         return 1;
     }
-    if (listeners_sync(d, d->cf) > 0)
-        return 1;
     d->sig_term = evsignal_new(d->base, SIGTERM, on_term, d);
     d->sig_int = evsignal_new(d->base, SIGINT, on_term, d);
     d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
@@ -365,12 +488,7 @@ daemon_release(struct daemon *d)
     }
     if (d->cf)
         config_unref(d->cf);
-    while (d->throttled) {
-        struct throttle *t = d->throttled;
-
-        d->throttled = t->next;
-        free(t);
-    }
+    client_limits_free(d->clients);
     if (d->base)
         event_base_free(d->base);
     free(d->config_path);

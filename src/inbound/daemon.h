@@ -16,6 +16,8 @@
 struct event_base;
 struct session;
 struct listener;
+struct client_limits;
+struct sockaddr;
 
 struct daemon {
     struct event_base *base;
@@ -32,12 +34,18 @@ struct daemon {
     unsigned long next_session_id;
     bool stopping;
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_timer;
-    struct throttle *throttled; /* addresses refused after too many AUTH failures */
-    size_t nthrottled;
+    struct client_limits *clients; /* per-address counts, rates, throttles */
 };
 
-/* Refuses connections from ip for seconds (after repeated AUTH failures). */
+/* Refuses connections from ip (its /64 for IPv6) for seconds, after
+ * repeated AUTH failures. ip is numeric text, as session.c shows it. */
 void daemon_throttle(struct daemon *d, const char *ip, unsigned seconds);
+/* A session from peer ended: its address holds one session fewer
+ * (limit connections-per-ip). Call exactly once per session. */
+void daemon_client_closed(struct daemon *d, const struct sockaddr *peer);
+/* Counts one MAIL command from peer against limit message-rate. False when
+ * the address is over its rate: answer 421 4.7.0 and close. */
+bool daemon_message_allowed(struct daemon *d, const struct sockaddr *peer);
 
 /* Loads the config, opens the spool and listeners. On a config error
  * prints "FILE:LINE: problem" and returns 2; other start-up errors 1. */

@@ -86,6 +86,7 @@ session_free(struct session *s)
     if (s->next)
         s->next->prev = s->prev;
     d->nsessions--;
+    daemon_client_closed(d, (const struct sockaddr *)&s->peer);
     if (s->bev) /* NULL if TLS could not take over after STARTTLS */
         bufferevent_free(s->bev);
     if (s->auth_delay)
@@ -172,6 +173,9 @@ hook_mail(void *ctx, enum smtp_mode mode, const struct smtp_path *from,
     struct session *s = ctx;
     char sender[SMTP_PATH_MAX + 1];
 
+    if (!daemon_message_allowed(s->d, (const struct sockaddr *)&s->peer))
+        return smtp_reply_set(r, 421, "4.7.0",
+                              "too many messages from your address, try again later");
     if (smtp_path_format(from, sender, sizeof(sender)) < 0)
         return smtp_reply_set(r, 501, "5.1.7", "sender address too long");
     if (check_sender(s, from, sender, r) < 0)

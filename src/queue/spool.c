@@ -222,6 +222,71 @@ mkdir_sub(const char *dir, const char *sub, char *err, size_t errlen)
     return 0;
 }
 
+static const char *const spool_subs[] = {"tmp", "queue", "corrupt", "hold"};
+
+static bool
+spool_sub(const char *name)
+{
+    for (size_t i = 0; i < sizeof(spool_subs) / sizeof(spool_subs[0]); i++)
+        if (strcmp(name, spool_subs[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Gives the directory at dirfd/name to uid:gid with mode 0700, then every
+ * entry in it that is not owned so already; with depth 1 the spool's own
+ * subdirectories too. Symbolic links are never followed: a link planted in
+ * the spool could otherwise hand any file to the daemon's user. */
+static int
+spool_own_dir(int at, const char *name, uid_t uid, gid_t gid, int depth)
+{
+    struct dirent *de;
+    struct stat st;
+    DIR *d;
+    int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    if (fchown(fd, uid, gid) < 0 || fchmod(fd, 0700) < 0 || (d = fdopendir(fd)) == NULL) {
+        close(fd);
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && depth > 0 && spool_sub(de->d_name)) {
+            if (spool_own_dir(dirfd(d), de->d_name, uid, gid, depth - 1) < 0) {
+                closedir(d);
+                return -1;
+            }
+        } else if (!S_ISLNK(st.st_mode) && (st.st_uid != uid || st.st_gid != gid) &&
+                   fchownat(dirfd(d), de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+            closedir(d);
+            return -1;
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+int
+spool_prepare(const char *dir, long uid, long gid, char *err, size_t errlen)
+{
+    if (mkdir_sub(dir, "", err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(spool_subs) / sizeof(spool_subs[0]); i++)
+        if (mkdir_sub(dir, spool_subs[i], err, errlen) < 0)
+            return -1;
+    if (uid < 0)
+        return 0;
+    if (spool_own_dir(AT_FDCWD, dir, (uid_t)uid, (gid_t)gid, 1) < 0) {
+        snprintf(err, errlen, "spool: cannot give %s to uid %ld: %s", dir, uid, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* A journal whose message is gone: a crash hit between the two unlinks
  * of spool_remove(). The message was final; the journal is noise. */
 static void
@@ -270,9 +335,7 @@ spool_open(const char *dir, struct workpool *pool, char *err, size_t errlen)
     struct spool *sp;
     char path[4096];
 
-    if (mkdir_sub(dir, "", err, errlen) < 0 || mkdir_sub(dir, "tmp", err, errlen) < 0 ||
-        mkdir_sub(dir, "queue", err, errlen) < 0 || mkdir_sub(dir, "corrupt", err, errlen) < 0 ||
-        mkdir_sub(dir, "hold", err, errlen) < 0)
+    if (spool_prepare(dir, -1, -1, err, errlen) < 0)
         return NULL;
     sp = xcalloc(1, sizeof(*sp));
     sp->dir = xstrdup(dir);

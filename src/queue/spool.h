@@ -39,6 +39,12 @@ struct spool_commit {
     struct spool_commit *next; /* private */
 };
 
+/* Creates the spool directories (mode 0700) if needed. With uid >= 0 it
+ * also gives the spool tree to uid:gid: the directories become theirs with
+ * mode 0700, and every file in them theirs (message files are created
+ * 0600). For the daemon's start-up as root, before it drops to `user`.
+ * 0, or -1 with err filled. */
+int spool_prepare(const char *dir, long uid, long gid, char *err, size_t errlen);
 /* Creates the directories if needed and removes leftovers from tmp/.
  * Returns NULL with err filled on failure. */
 struct spool *spool_open(const char *dir, struct workpool *pool, char *err, size_t errlen);
