@@ -169,3 +169,57 @@ def test_repeated_failures_close_and_throttle_the_address(petrel_factory, passwd
         c.ehlo()
         c.cmd("AUTH PLAIN " + base64.b64encode(b"\0alice\0alice secret").decode(), 235, "2.7.0")
     assert "throttling [127.0.0.1]" in p.stderr()
+
+
+def b64(raw):
+    import base64
+    return base64.b64encode(raw).decode()
+
+
+def auth_conn(sub):
+    c = SMTPConn(sub.sub_port)
+    c.ehlo()
+    return c
+
+
+@pytest.mark.parametrize("line,code,status", [
+    ("AUTH PLAIN =", 334, None),                                 # empty initial: challenge
+    ("AUTH PLAIN YWxpY2U", 501, "5.5.2"),                       # base64 without padding
+    ("AUTH PLAIN not*base64", 501, "5.5.2"),
+    ("AUTH PLAIN " + b64(b"\0alice"), 535, "5.7.8"),             # no password field
+    ("AUTH PLAIN " + b64(b"\0\0alice secret"), 535, "5.7.8"),    # empty user name
+    ("AUTH PLAIN " + b64(b"bob\0alice\0alice secret"), 535, "5.7.8"),  # authzid mismatch
+    ("AUTH CRAM-MD5", 504, "5.5.4"),
+])
+def test_plain_edge_cases(sub, line, code, status):
+    with auth_conn(sub) as c:
+        r = c.cmd(line)
+        assert r.code == code and (status is None or r.lines[0].startswith(status)), r
+        if code == 334:  # an empty initial response asks for the whole message
+            c.cmd(b64(b"\0alice\0" + PASSWORDS["alice"].encode()), 235, "2.7.0")
+        else:
+            c.cmd("MAIL FROM:<alice@example.org>", 530, "5.7.0")  # still not logged in
+    assert "auth: user=alice ok" in sub.stderr() or code != 334
+
+
+def test_authzid_equal_to_user_is_accepted(sub):
+    with auth_conn(sub) as c:
+        c.cmd("AUTH PLAIN " + b64(b"alice\0alice\0" + PASSWORDS["alice"].encode()), 235, "2.7.0")
+
+
+def test_cancel_twice_and_in_transaction(sub):
+    with auth_conn(sub) as c:
+        c.cmd("AUTH PLAIN", 334)
+        c.cmd("*", 501, "5.7.0")
+        c.cmd("AUTH LOGIN", 334)
+        c.cmd(b64(b"alice"), 334)
+        c.cmd(b64(PASSWORDS["alice"].encode()), 235, "2.7.0")
+        c.cmd("AUTH PLAIN " + b64(b"\0bob\0x"), 503, "5.5.1")       # AUTH twice
+        c.cmd("MAIL FROM:<alice@example.org>", 250)
+    with auth_conn(sub) as c:
+        c.cmd("MAIL FROM:<alice@example.org>", 530)
+    # AUTH inside a transaction
+    with auth_conn(sub) as c:
+        c.cmd("AUTH PLAIN " + b64(b"\0alice\0" + PASSWORDS["alice"].encode()), 235)
+        c.cmd("MAIL FROM:<alice@example.org>", 250)
+        c.cmd("AUTH PLAIN " + b64(b"\0bob\0x"), 503, "5.5.1")
