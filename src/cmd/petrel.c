@@ -429,6 +429,10 @@ cmd_control(const char *path, const char *cmd, int argc, char **argv)
     }
     if (r == CONTROL_UNREACHABLE)
         fprintf(stderr, "petrel: petreld is not running (cannot connect to %s): %s\n", sock, text);
+    else if (r == CONTROL_DENIED)
+        fprintf(stderr,
+                "petrel: %s: %s: run this as root or as the user petreld runs as (`user`)\n", sock,
+                text);
     else if (r == CONTROL_REFUSED)
         fprintf(stderr, "petrel: %s\n", text);
     else

@@ -140,7 +140,8 @@ control_client_request(const char *path, const struct control_request *req, int 
         return failed(CONTROL_FAILED, text, textlen);
     }
     if ((fd = control_client_connect(path)) < 0)
-        return failed(CONTROL_UNREACHABLE, text, textlen);
+        return failed(errno == EACCES || errno == EPERM ? CONTROL_DENIED : CONTROL_UNREACHABLE,
+                      text, textlen);
     if (send_all(fd, line, (size_t)len, deadline) < 0 ||
         (n = recv_line(fd, line, sizeof(line), deadline)) < 0) {
         int saved = errno;

@@ -15,6 +15,7 @@ enum control_result {
     CONTROL_REFUSED = 1,      /* "error TEXT": the daemon refused the request */
     CONTROL_UNREACHABLE = -1, /* nobody listens at the path: petreld is not running */
     CONTROL_FAILED = -2,      /* I/O error, timeout or a malformed reply */
+    CONTROL_DENIED = -3,      /* the socket exists but this user may not use it */
 };
 
 /*

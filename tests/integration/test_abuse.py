@@ -473,6 +473,9 @@ def test_privilege_drop(dropping, test_user):
         r = run_as("nobody", [tool, "-c", str(p.conf), cmd])
         assert r.returncode != 0, r
         assert "Permission denied" in r.stderr, r.stderr
+        assert "not running" not in r.stderr, r.stderr
+        if cmd == "flush":  # over the control socket: say who may use it
+            assert "run this as root or as the user" in r.stderr, r.stderr
 
     # a SIGHUP reload works without root
     p.signal(signal.SIGHUP)
