@@ -355,8 +355,11 @@ conn_partial_done(struct conn *c, const struct smtp_reply *why)
 /* This host could not take the current request: try the next one, or
  * give the request back with the last error. */
 static void
-conn_host_failed(struct conn *c, const struct smtp_reply *why)
+conn_host_failed(struct conn *c, const struct smtp_reply *failure)
 {
+    /* failure may be the client's own error, freed below with the client */
+    struct smtp_reply copy = *failure;
+    const struct smtp_reply *why = &copy;
     char text[400];
 
     log_info("delivery to %s: %s: %d %s %s", c->d->name, conn_host(c), why->code,
