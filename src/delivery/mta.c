@@ -542,6 +542,16 @@ conn_tls_name(const struct conn *c)
     return c->d->smarthost ? c->d->name : conn_host(c);
 }
 
+/* A smarthost found through its MX records may also present the MX
+ * host's name: the same trust `tls verify` gives any MX host. */
+static const char *
+conn_tls_also(const struct conn *c)
+{
+    const char *h = conn_host(c);
+
+    return c->d->smarthost && h[0] != '[' && strcasecmp(h, c->d->name) != 0 ? h : NULL;
+}
+
 static bool
 conn_tls_verify(const struct conn *c)
 {
@@ -569,7 +579,8 @@ conn_start_tls(struct conn *c)
     struct timeval tv = {MTA_TIMEOUT, 0};
     struct bufferevent *f = NULL;
     struct smtp_reply why;
-    SSL *ssl = ctx ? tls_client_ssl_new(ctx, conn_tls_name(c), conn_tls_verify(c)) : NULL;
+    SSL *ssl = ctx ? tls_client_ssl_new(ctx, conn_tls_name(c), conn_tls_also(c), conn_tls_verify(c))
+                   : NULL;
 
     if (ssl)
         f = bufferevent_openssl_filter_new(c->mta->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,

@@ -73,7 +73,7 @@ is_ip(const char *name)
 }
 
 struct ssl_st *
-tls_client_ssl_new(struct ssl_ctx_st *ctx, const char *name, bool verify)
+tls_client_ssl_new(struct ssl_ctx_st *ctx, const char *name, const char *also, bool verify)
 {
     SSL *ssl = SSL_new(ctx);
     X509_VERIFY_PARAM *vp;
@@ -87,6 +87,10 @@ tls_client_ssl_new(struct ssl_ctx_st *ctx, const char *name, bool verify)
     X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1
            : X509_VERIFY_PARAM_set1_host(vp, name, 0) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    if (also && !is_ip(also) && X509_VERIFY_PARAM_add1_host(vp, also, 0) != 1) {
         SSL_free(ssl);
         return NULL;
     }

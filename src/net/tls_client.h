@@ -25,12 +25,14 @@ void tls_client_ctx_free(struct ssl_ctx_st *ctx);
 /*
  * A connection's SSL object (the caller owns it, or hands it to a
  * bufferevent that frees it). name is the host the certificate must name:
- * a DNS name (also sent as SNI, RFC 6066 3) or an IP address (no SNI).
- * verify: the handshake fails unless the chain verifies and the name
- * matches (RFC 6125); otherwise any certificate is taken (RFC 7435) and
- * tls_client_trust() says what it was worth. NULL on failure.
+ * a DNS name (also sent as SNI, RFC 6066 3) or an IP address (no SNI);
+ * also, when not NULL, is a second DNS name the certificate may name
+ * instead. verify: the handshake fails unless the chain verifies and a
+ * name matches (RFC 6125); otherwise any certificate is taken (RFC 7435)
+ * and tls_client_trust() says what it was worth. NULL on failure.
  */
-struct ssl_st *tls_client_ssl_new(struct ssl_ctx_st *ctx, const char *name, bool verify);
+struct ssl_st *tls_client_ssl_new(struct ssl_ctx_st *ctx, const char *name, const char *also,
+                                  bool verify);
 
 enum tls_client_trust {
     TLS_CLIENT_UNTRUSTED, /* no certificate, or its chain did not verify */

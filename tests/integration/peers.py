@@ -88,13 +88,16 @@ class Peer:
 
     def __init__(self, ip, port, ext=("PIPELINING", "8BITMIME", "SIZE 10000000", "DSN"),
                  greeting=220, name=None, lmtp=False, tls=None, smtps=False, auth=None,
-                 starttls_reply=None):
+                 starttls_reply=None, starttls_extra=b""):
         """tls: (cert, key) paths: offer STARTTLS with that certificate
         (or, with smtps=True, TLS from the first byte). auth: {user: password}:
         offer AUTH PLAIN LOGIN inside TLS and refuse MAIL without it.
-        starttls_reply: answer STARTTLS with this line instead of 220."""
+        starttls_reply: answer STARTTLS with this line instead of 220.
+        starttls_extra: bytes sent in the clear right after the 220 (an
+        injection a client must not take as replies inside TLS)."""
         self.ip, self.port, self.ext, self.greeting = ip, port, ext, greeting
         self.smtps, self.auth, self.starttls_reply = smtps, auth, starttls_reply
+        self.starttls_extra = starttls_extra
         self.ssl_ctx = None
         if tls:
             self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -245,7 +248,7 @@ class Peer:
                 if self.starttls_reply:
                     wf.write(self.starttls_reply.encode() + b"\r\n")
                     continue
-                wf.write(b"220 2.0.0 Ready to start TLS\r\n")
+                wf.write(b"220 2.0.0 Ready to start TLS\r\n" + self.starttls_extra)
                 rf.close()  # nothing may be buffered past STARTTLS: none was sent
                 sock, tls = self._start_tls(sock)
                 if sock is None:

@@ -323,3 +323,30 @@ def test_opportunistic_handshake_failure_falls_back_to_clear(petrel_factory, net
     assert peer.tls_failures, "the first attempt's handshake must have failed"
     assert "TLS handshake with mx1.dest.test[127.0.0.2]" in p.stderr()
     assert "trying again without TLS" in p.stderr()
+
+
+def test_plaintext_after_the_starttls_reply_is_refused(petrel_factory, net, ca):
+    dns = net.dns(**ONE_MX)
+    peer = net.peer("127.0.0.2", tls=ca.leaf("mx1.dest.test"),
+                    starttls_extra=b"250-injected\r\n250 AUTH PLAIN\r\n")
+    p = out_petrel(petrel_factory, net, dns)
+    qid = send_raw(p.port, SENDER, ["bob@dest.test"], message("injected"))
+    deferred(p, qid, "the delivery to be deferred")
+    assert peer.tls_sessions == [] and mail_commands(peer) == []
+    assert "protocol error: data after the STARTTLS reply" in p.stderr()
+
+
+def test_smarthost_certificate_may_name_its_mx_host(petrel_factory, net, ca):
+    """`relay host smart.test` whose MX is relay1.provider.test: under
+    `tls verify` a certificate for the MX host is accepted too."""
+    dns = net.dns(mx=[("smart.test", "relay1.provider.test", 10)],
+                  hosts=[("relay1.provider.test", "127.0.0.5")])
+    peer = net.peer("127.0.0.5", tls=ca.leaf("relay1.provider.test"))
+    p = out_petrel(petrel_factory, net, dns,
+                   action=f"host smart.test port {net.remote_port} tls verify",
+                   extra=f'ca-file "{ca.cert}"\n')
+    send_raw(p.port, SENDER, ["bob@far.test"], message("smarthost-mx"))
+    wait_until(lambda: peer.received("bob@far.test"), 20, what="verified delivery")
+    p.wait_queue_empty()
+    assert ("Verified TLS connection established to relay1.provider.test[127.0.0.5]"
+            in p.stderr())
