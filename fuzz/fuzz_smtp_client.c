@@ -3,15 +3,20 @@
  *
  *   [flags] [server bytes...]
  *
- * flags picks SMTP or LMTP (bit 0) and how many of the three messages the
- * client sends on the connection (bits 1-2). The server
+ * flags picks SMTP or LMTP (bit 0), how many of the three messages the
+ * client sends on the connection (bits 1-2), the TLS policy (bits 3-4),
+ * credentials for AUTH (bit 5) and whether the handshake fails (bit 6).
+ * The server
  * bytes are fed twice, as a delivery agent would: whole, and in
  * pseudo-random pieces as a socket would deliver them; both runs must
  * send the same bytes and report the same outcomes. Along the way it
  * checks that the output is only well-formed commands, the dot-stuffed
  * message or a BDAT chunk of exactly the message; that nothing is sent
  * after QUIT or FAILED; that DONE gives every recipient an outcome, FAILED
- * an error; and that unconsumed input stays below one reply line.
+ * an error; and that unconsumed input stays below one reply line. For TLS
+ * and AUTH: the first command after STARTTLS is EHLO/LHLO inside TLS;
+ * credentials never go out before TLS is active; with TLS required (or
+ * credentials given) no MAIL is sent in the clear or unauthenticated.
  */
 #include "smtp/smtp_client.h"
 #include "smtp/smtp_command.h"
@@ -62,8 +67,15 @@ static const struct smtp_client_message msgs[] = {
 };
 #define NMSGS (sizeof(msgs) / sizeof(msgs[0]))
 
+#define FZ_USER "user"
+#define FZ_PASS "pass"
+#define FZ_PLAIN "AUTH PLAIN AHVzZXIAcGFzcw==" /* "\0user\0pass" */
+#define FZ_USER64 "dXNlcg=="
+#define FZ_PASS64 "cGFzcw=="
+
 struct fz {
     uint8_t flags;
+    size_t tls_at; /* output offset where TLS became active, SIZE_MAX = never */
     uint32_t rng;
     struct smtp_client_settings set;
     struct smtp_client *cl;
@@ -86,6 +98,11 @@ rng_next(struct fz *f)
 struct walk {
     const char *p;
     size_t n, pos;
+    size_t tls_at;   /* see struct fz */
+    bool must_tls;   /* MAIL only inside TLS */
+    bool starttls;   /* STARTTLS sent: the first command inside TLS is EHLO/LHLO */
+    int login;       /* AUTH LOGIN lines sent so far (command, user, password) */
+    bool auth_after; /* an AUTH line was the last command */
     const struct smtp_client_message *cur;
     bool in_tx, data_cmd, data_sent, quit;
     size_t nrcpt;
@@ -180,10 +197,30 @@ walk_command(struct walk *w)
     struct str l = str_make(w->p + w->pos, len - 2);
 
     CHECK(!w->quit); /* nothing after QUIT */
-    if (str_iprefix(l, "EHLO ") || str_iprefix(l, "LHLO ") || str_iprefix(l, "HELO ")) {
+    if (w->starttls && w->pos >= w->tls_at) {
+        /* RFC 3207 4.2: the first command inside TLS is EHLO again */
+        CHECK(str_iprefix(l, "EHLO ") || str_iprefix(l, "LHLO "));
+        w->starttls = false;
+    }
+    if (w->login == 1 || w->login == 2) { /* AUTH LOGIN's answers */
+        CHECK(str_ieq(l, w->login == 1 ? FZ_USER64 : FZ_PASS64));
+        CHECK(w->pos >= w->tls_at);
+        w->login++;
+        w->pos += len;
+        return;
+    }
+    if (str_ieq(l, "STARTTLS")) {
+        CHECK(!w->in_tx && w->pos < w->tls_at);
+        w->starttls = true;
+    } else if (str_ieq(l, FZ_PLAIN) || str_ieq(l, "AUTH LOGIN")) {
+        /* RFC 4954 4: credentials only inside TLS */
+        CHECK(!w->in_tx && w->pos >= w->tls_at);
+        w->login = str_ieq(l, "AUTH LOGIN") ? 1 : 3;
+    } else if (str_iprefix(l, "EHLO ") || str_iprefix(l, "LHLO ") || str_iprefix(l, "HELO ")) {
         CHECK(!w->in_tx);
     } else if (str_iprefix(l, "MAIL FROM:<")) {
         CHECK(!w->in_tx);
+        CHECK(!w->must_tls || w->pos >= w->tls_at);
         w->in_tx = true;
         w->nrcpt = 0;
         w->data_cmd = w->data_sent = false;
@@ -211,9 +248,13 @@ walk_command(struct walk *w)
  * output was mail_at[k] long: its MAIL starts there, unless a pre-check
  * refused it and nothing was sent. */
 static void
-check_stream(const struct buf *out, const size_t *mail_at, size_t nmail)
+check_stream(const struct fz *f, const size_t *mail_at, size_t nmail)
 {
-    struct walk w = {.p = out->data ? out->data : "", .n = out->len};
+    const struct buf *out = &f->out;
+    struct walk w = {.p = out->data ? out->data : "",
+                     .n = out->len,
+                     .tls_at = f->tls_at,
+                     .must_tls = f->set.tls == SMTP_CLIENT_TLS_MUST || f->set.auth_user};
     size_t m = 0;
 
     for (size_t i = 0; i < NMSGS; i++) {
@@ -271,6 +312,11 @@ act(struct fz *f, size_t *mail_at)
         CHECK((smtp_client_timeout(f->cl) > 0) == (e == SMTP_CLIENT_BUSY));
         switch (e) {
         case SMTP_CLIENT_READY:
+            /* READY means every security step the settings ask for is done */
+            if (f->set.tls == SMTP_CLIENT_TLS_MUST || f->set.tls == SMTP_CLIENT_TLS_IMPLICIT)
+                CHECK(smtp_client_tls_active(f->cl));
+            if (f->set.auth_user)
+                CHECK(smtp_client_authenticated(f->cl) && smtp_client_tls_active(f->cl));
             if (f->sent < ((f->flags >> 1) & 3u)) {
                 f->cur = &msgs[f->sent];
                 mail_at[f->sent++] = f->out.len + smtp_client_output(f->cl)->len;
@@ -293,6 +339,18 @@ act(struct fz *f, size_t *mail_at)
             continue;
         case SMTP_CLIENT_CLOSED:
             return false;
+        case SMTP_CLIENT_TLS:
+            CHECK(!smtp_client_tls_active(f->cl));
+            CHECK(smtp_client_output(f->cl)->len == 0); /* nothing after STARTTLS */
+            if (f->flags & 0x40) {
+                smtp_client_tls_done(f->cl, false);
+                CHECK(smtp_client_event(f->cl) == SMTP_CLIENT_FAILED);
+            } else {
+                f->tls_at = f->out.len;
+                smtp_client_tls_done(f->cl, true);
+                CHECK(smtp_client_tls_active(f->cl));
+            }
+            continue;
         case SMTP_CLIENT_BUSY:
             return true;
         }
@@ -316,6 +374,7 @@ run(struct fz *f, const uint8_t *in, size_t n, bool pieces)
 
     buf_init(&pend, 1 << 24);
     f->cl = smtp_client_new(&f->set);
+    f->tls_at = f->set.tls == SMTP_CLIENT_TLS_IMPLICIT ? 0 : SIZE_MAX;
     while (act(f, mail_at)) {
         size_t used, k;
 
@@ -340,7 +399,7 @@ run(struct fz *f, const uint8_t *in, size_t n, bool pieces)
     collect(f);
     CHECK(smtp_client_feed(f->cl, "250 ok\r\n", 8) == 0); /* nothing read once CLOSED */
     CHECK(smtp_client_output(f->cl)->len == 0);
-    check_stream(&f->out, mail_at, f->sent);
+    check_stream(f, mail_at, f->sent);
     smtp_client_free(f->cl);
     f->cl = NULL;
     buf_free(&pend);
@@ -352,7 +411,14 @@ fz_init(struct fz *f, uint8_t flags)
     memset(f, 0, sizeof(*f));
     f->flags = flags;
     f->rng = 0x9e3779b9u ^ flags;
-    f->set = (struct smtp_client_settings){.helo_name = "client.example.net", .lmtp = flags & 1};
+    f->set = (struct smtp_client_settings){
+        .helo_name = "client.example.net",
+        .lmtp = flags & 1,
+        .tls = (enum smtp_client_tls)((flags >> 3) & 3u),
+        .server_name = "mx.example.org",
+        .auth_user = (flags & 0x20) ? FZ_USER : NULL,
+        .auth_pass = (flags & 0x20) ? FZ_PASS : NULL,
+    };
     buf_init(&f->out, 1 << 24);
     buf_init(&f->log, 1 << 24);
 }

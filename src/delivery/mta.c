@@ -7,20 +7,30 @@
  * reuses its connections. RFC 5321 5.1: hosts are tried in MX order, the
  * next one on connection or greeting failure, 421, or a transaction
  * answered with 4xx as a whole.
+ *
+ * TLS (docs/outbound-tls.md): the client machine says when to start it
+ * (STARTTLS answered 220) and the connection stacks an OpenSSL filter
+ * bufferevent over its socket; `tls smtps` stacks it before the greeting.
+ * A destination's key holds its TLS policy and credentials table, so a
+ * reused connection always has the security its next message asks for.
  */
 #include "delivery/mta.h"
 
+#include "base/fdio.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "net/resolver.h"
+#include "net/tls_client.h"
 #include "smtp/smtp_client.h"
 #include "smtp/smtp_command.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +49,10 @@ struct conn {
     struct smtp_client *cl;
     struct smtp_client_settings set;
     char helo[256];
-    int host, addr; /* position in d->mx */
+    char user[256], pass[256]; /* AUTH credentials, wiped at release */
+    int host, addr;            /* position in d->mx */
+    bool tls_handshake;        /* the filter is stacked, the handshake under way */
+    bool tls_clear;            /* opportunistic TLS failed on this address: in the clear */
     struct mta_request *req;
     struct smtp_client_rcpt *rcpts;
     struct smtp_client_message msg;
@@ -53,6 +66,8 @@ struct dest {
     char name[256]; /* what is resolved: the domain, or the smarthost */
     int port;
     bool lmtp;
+    bool smarthost;      /* `relay host`: certificates must name d->name */
+    enum tls_policy tls; /* of the actions routed here (part of the key) */
     struct mta_request *queue, *tail;
     struct conn *conns;
     unsigned nconns;
@@ -68,11 +83,16 @@ struct mta {
     void *arg;
     struct dest *dests;
     unsigned nconns;
+    struct ssl_ctx_st *tls_ctx; /* the client context for ca_file, NULL until needed */
+    char *tls_ca_file;          /* what tls_ctx trusts: a copy of cf->ca_file, NULL = system */
+    bool tls_ctx_failed;        /* building it for tls_ca_file failed (logged once) */
 };
 
 static void dest_kick(struct dest *d);
 static void conn_connect(struct conn *c);
 static bool conn_step(struct conn *c);
+static void conn_read(struct bufferevent *bev, void *arg);
+static void conn_event(struct bufferevent *bev, short what, void *arg);
 
 /* ---- requests ---- */
 
@@ -136,11 +156,14 @@ dest_get(struct mta *m, const struct mta_request *req, const struct config *cf)
     struct dest *d;
     bool lmtp = a->kind == ACTION_LMTP;
 
-    snprintf(key, sizeof(key), "%s:%s:%d",
+    /* Actions with another TLS policy or other credentials never share
+     * connections, even to the same host. */
+    snprintf(key, sizeof(key), "%s:%s:%d:%d:%s",
              lmtp      ? "lmtp"
              : a->host ? "relay"
                        : "mx",
-             a->host ? a->host : req->domain, a->host ? a->port : cf->remote_port);
+             a->host ? a->host : req->domain, a->host ? a->port : cf->remote_port,
+             lmtp ? (int)TLS_POLICY_NONE : (int)a->tls, a->secrets ? a->secrets->name : "");
     for (d = m->dests; d; d = d->next)
         if (strcasecmp(d->key, key) == 0)
             return d;
@@ -150,6 +173,9 @@ dest_get(struct mta *m, const struct mta_request *req, const struct config *cf)
     snprintf(d->name, sizeof(d->name), "%s", a->host ? a->host : req->domain);
     d->port = a->host ? a->port : cf->remote_port;
     d->lmtp = lmtp;
+    d->smarthost = a->host != NULL && !lmtp;
+    /* LMTP actions have no `tls` option: a local delivery server. */
+    d->tls = lmtp ? TLS_POLICY_NONE : a->tls;
     d->next = m->dests;
     m->dests = d;
     return d;
@@ -247,6 +273,8 @@ conn_host(const struct conn *c)
 static void
 conn_release(struct conn *c)
 {
+    explicit_bzero(c->user, sizeof(c->user));
+    explicit_bzero(c->pass, sizeof(c->pass));
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->idle)
@@ -327,8 +355,11 @@ conn_partial_done(struct conn *c, const struct smtp_reply *why)
 /* This host could not take the current request: try the next one, or
  * give the request back with the last error. */
 static void
-conn_host_failed(struct conn *c, const struct smtp_reply *why)
+conn_host_failed(struct conn *c, const struct smtp_reply *failure)
 {
+    /* failure may be the client's own error, freed below with the client */
+    struct smtp_reply copy = *failure;
+    const struct smtp_reply *why = &copy;
     char text[400];
 
     log_info("delivery to %s: %s: %d %s %s", c->d->name, conn_host(c), why->code,
@@ -339,6 +370,8 @@ conn_host_failed(struct conn *c, const struct smtp_reply *why)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
+    c->tls_handshake = false;
+    c->tls_clear = false;
     smtp_client_free(c->cl);
     c->cl = NULL;
     if (c->req && conn_next_target(c)) {
@@ -471,6 +504,165 @@ conn_flush(struct conn *c)
     }
 }
 
+/* ---- TLS ---- */
+
+/* The client context for the current ca-file, built when first needed and
+ * again when a reload changes the file; NULL if it cannot be built. */
+static struct ssl_ctx_st *
+mta_tls_ctx(struct mta *m)
+{
+    struct config *cf = m->current(m->arg);
+    const char *ca = cf->ca_file;
+    char err[300];
+
+    if ((ca == NULL) != (m->tls_ca_file == NULL) || (ca && strcmp(ca, m->tls_ca_file) != 0)) {
+        tls_client_ctx_free(m->tls_ctx);
+        m->tls_ctx = NULL;
+        m->tls_ctx_failed = false;
+        free(m->tls_ca_file);
+        m->tls_ca_file = ca ? xstrdup(ca) : NULL;
+    }
+    config_unref(cf);
+    if (m->tls_ctx == NULL && !m->tls_ctx_failed) {
+        m->tls_ctx = tls_client_ctx_new(m->tls_ca_file, err, sizeof(err));
+        if (m->tls_ctx == NULL) {
+            m->tls_ctx_failed = true;
+            log_warn("outbound TLS unavailable: %s", err);
+        }
+    }
+    return m->tls_ctx;
+}
+
+/* The name the peer's certificate must carry: the smarthost as
+ * configured, else the MX host's name (RFC 7672 calls the latter weak
+ * without DNSSEC; it is what `tls verify` checks). */
+static const char *
+conn_tls_name(const struct conn *c)
+{
+    return c->d->smarthost ? c->d->name : conn_host(c);
+}
+
+/* A smarthost found through its MX records may also present the MX
+ * host's name: the same trust `tls verify` gives any MX host. */
+static const char *
+conn_tls_also(const struct conn *c)
+{
+    const char *h = conn_host(c);
+
+    return c->d->smarthost && h[0] != '[' && strcasecmp(h, c->d->name) != 0 ? h : NULL;
+}
+
+static bool
+conn_tls_verify(const struct conn *c)
+{
+    return c->d->tls == TLS_POLICY_VERIFY || c->d->tls == TLS_POLICY_SMTPS;
+}
+
+/* "mx.example.org[192.0.2.1]:25" */
+static const char *
+conn_peer_text(const struct conn *c, char *buf, size_t n)
+{
+    char addr[64];
+
+    sockaddr_text((const struct sockaddr *)&c->d->mx.hosts[c->host].addrs[c->addr], addr,
+                  sizeof(addr));
+    snprintf(buf, n, "%s[%s]:%d", conn_host(c), addr, c->d->port);
+    return buf;
+}
+
+/* Stacks the OpenSSL filter over the connection; the handshake runs, and
+ * conn_event hears how it went. False when c was given up. */
+static bool
+conn_start_tls(struct conn *c)
+{
+    struct ssl_ctx_st *ctx = mta_tls_ctx(c->mta);
+    struct timeval tv = {MTA_TIMEOUT, 0};
+    struct bufferevent *f = NULL;
+    struct smtp_reply why;
+    SSL *ssl = ctx ? tls_client_ssl_new(ctx, conn_tls_name(c), conn_tls_also(c), conn_tls_verify(c))
+                   : NULL;
+
+    if (ssl)
+        f = bufferevent_openssl_filter_new(c->mta->base, c->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                           BEV_OPT_CLOSE_ON_FREE);
+    if (f == NULL) {
+        smtp_reply_set(&why, 451, "4.7.0", "local TLS setup failed");
+        conn_host_failed(c, &why);
+        return false;
+    }
+    /* the filter owns the socket's bufferevent and the SSL now */
+    c->bev = f;
+    c->tls_handshake = true;
+    /* A peer that closes without close_notify after QUIT is no error. */
+    bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+    bufferevent_setcb(f, conn_read, NULL, conn_event, c);
+    bufferevent_set_timeouts(f, &tv, &tv);
+    bufferevent_enable(f, EV_READ | EV_WRITE);
+    return true;
+}
+
+/* The handshake completed: log what it is worth, hold the policy to it,
+ * and let the client go on (EHLO again; or the greeting, for smtps). */
+static void
+conn_tls_up(struct conn *c)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    enum tls_client_trust trust = tls_client_trust(ssl);
+    char peer[400], desc[200];
+    struct smtp_reply why;
+
+    c->tls_handshake = false;
+    log_info("delivery to %s: %s TLS connection established to %s: %s", c->d->name,
+             tls_client_trust_name(trust), conn_peer_text(c, peer, sizeof(peer)),
+             tls_client_describe(ssl, desc, sizeof(desc)));
+    if (conn_tls_verify(c) && trust != TLS_CLIENT_VERIFIED) {
+        /* SSL_VERIFY_PEER already refuses this; never rely on one check. */
+        smtp_reply_set(&why, 451, "4.7.5", "TLS: certificate of %s not verified", conn_tls_name(c));
+        conn_host_failed(c, &why);
+        return;
+    }
+    if (smtp_client_event(c->cl) == SMTP_CLIENT_TLS)
+        smtp_client_tls_done(c->cl, true);
+    conn_step(c);
+}
+
+/* The handshake failed. Opportunistic TLS tries the same address again in
+ * the clear (RFC 7435: something is better than nothing); otherwise the
+ * host failed and the next one is tried. */
+static void
+conn_tls_failed(struct conn *c, short what)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    unsigned long e = bufferevent_get_openssl_error(c->bev);
+    char peer[400], reason[300];
+    struct smtp_reply why;
+    bool verify = conn_tls_verify(c);
+
+    tls_client_error(ssl, e,
+                     what & BEV_EVENT_TIMEOUT ? "timeout"
+                     : what & BEV_EVENT_EOF   ? "connection closed"
+                                              : "handshake failed",
+                     reason, sizeof(reason));
+    c->tls_handshake = false;
+    if (c->d->tls == TLS_POLICY_OPPORTUNISTIC && !c->tls_clear && c->req) {
+        log_info("delivery to %s: TLS handshake with %s failed: %s; trying again without TLS",
+                 c->d->name, conn_peer_text(c, peer, sizeof(peer)), reason);
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        smtp_client_free(c->cl);
+        c->cl = NULL;
+        c->tls_clear = true;
+        conn_connect(c);
+        return;
+    }
+    log_info("delivery to %s: TLS handshake with %s failed: %s", c->d->name,
+             conn_peer_text(c, peer, sizeof(peer)), reason);
+    /* RFC 3463: X.7.5 cryptographic failure; X.7.0 other security. */
+    smtp_reply_set(&why, 451, verify && strncmp(reason, "certificate", 11) == 0 ? "4.7.5" : "4.7.0",
+                   "TLS with %s failed: %s", conn_tls_name(c), reason);
+    conn_host_failed(c, &why);
+}
+
 /* Acts on the client's state. Returns false when c was freed. */
 static bool
 conn_step(struct conn *c)
@@ -497,6 +689,13 @@ conn_step(struct conn *c)
             c->req = NULL;
             conn_free(c);
             return false;
+        case SMTP_CLIENT_TLS:
+            /* Bytes after the 220 are left for conn_read to feed: the
+             * client fails on them (plaintext injection). */
+            if (!c->tls_handshake && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+                !conn_start_tls(c))
+                return false;
+            break;
         case SMTP_CLIENT_BUSY:
             break;
         }
@@ -533,8 +732,19 @@ conn_event(struct bufferevent *bev, short what, void *arg)
     struct smtp_reply why = {0};
 
     (void)bev;
-    if (what & BEV_EVENT_CONNECTED)
+    if (c->tls_handshake) {
+        if (what & BEV_EVENT_CONNECTED)
+            conn_tls_up(c);
+        else
+            conn_tls_failed(c, what);
         return;
+    }
+    if (what & BEV_EVENT_CONNECTED) {
+        /* RFC 8314 3: implicit TLS starts before the greeting. */
+        if (c->d->tls == TLS_POLICY_SMTPS)
+            conn_start_tls(c);
+        return;
+    }
     if (smtp_client_event(c->cl) == SMTP_CLIENT_CLOSED || (c->req == NULL && c->idle)) {
         c->req = NULL;
         conn_free(c);
@@ -545,6 +755,61 @@ conn_event(struct bufferevent *bev, short what, void *arg)
                    : what & BEV_EVENT_EOF   ? "connection closed by the remote host"
                                             : "connection failed");
     conn_host_failed(c, &why);
+}
+
+/* RFC 4954 as a client: the action's secrets table holds
+ * "HOST: USER:PASSWORD" for the smarthost as written in `relay host`. A
+ * missing or malformed entry leaves the user empty: the client then fails
+ * (4.7.0, deferred) before sending anything of the message. */
+static void
+conn_credentials(struct conn *c)
+{
+    const struct action *a = c->req ? c->req->action : NULL;
+    const char *v, *colon;
+
+    c->user[0] = c->pass[0] = '\0';
+    if (a == NULL || a->secrets == NULL)
+        return;
+    v = table_get(a->secrets, c->d->name);
+    colon = v ? strchr(v, ':') : NULL;
+    if (colon == NULL || colon == v || (size_t)(colon - v) >= sizeof(c->user) ||
+        strlen(colon + 1) >= sizeof(c->pass)) {
+        log_warn("delivery to %s: no usable credentials for %s in table \"%s\" (want "
+                 "\"%s: user:password\")",
+                 c->d->name, c->d->name, a->secrets->name, c->d->name);
+        return;
+    }
+    memcpy(c->user, v, (size_t)(colon - v));
+    c->user[colon - v] = '\0';
+    snprintf(c->pass, sizeof(c->pass), "%s", colon + 1);
+}
+
+/* The client's settings for this attempt: the destination's TLS policy
+ * (in the clear after a failed opportunistic handshake, or when no TLS
+ * context can be built), the server's name for error texts, credentials. */
+static void
+conn_settings(struct conn *c)
+{
+    static const enum smtp_client_tls map[] = {
+        [TLS_POLICY_OPPORTUNISTIC] = SMTP_CLIENT_TLS_MAY,
+        [TLS_POLICY_NONE] = SMTP_CLIENT_TLS_NO,
+        [TLS_POLICY_REQUIRE] = SMTP_CLIENT_TLS_MUST,
+        [TLS_POLICY_VERIFY] = SMTP_CLIENT_TLS_MUST,
+        [TLS_POLICY_SMTPS] = SMTP_CLIENT_TLS_IMPLICIT,
+    };
+    enum smtp_client_tls tls = map[c->d->tls];
+
+    if (tls == SMTP_CLIENT_TLS_MAY && (c->tls_clear || mta_tls_ctx(c->mta) == NULL))
+        tls = SMTP_CLIENT_TLS_NO;
+    conn_credentials(c);
+    c->set = (struct smtp_client_settings){
+        .helo_name = c->helo,
+        .lmtp = c->d->lmtp,
+        .tls = tls,
+        .server_name = conn_host(c),
+        .auth_user = c->req && c->req->action->secrets ? c->user : NULL,
+        .auth_pass = c->req && c->req->action->secrets ? c->pass : NULL,
+    };
 }
 
 static void
@@ -560,7 +825,7 @@ conn_connect(struct conn *c)
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)c->d->port);
     else
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)c->d->port);
-    c->set = (struct smtp_client_settings){.helo_name = c->helo, .lmtp = c->d->lmtp};
+    conn_settings(c);
     c->cl = smtp_client_new(&c->set);
     c->bev = bufferevent_socket_new(c->mta->base, -1, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(c->bev, conn_read, NULL, conn_event, c);
@@ -604,6 +869,8 @@ mta_free(struct mta *m)
      * which must still exist. */
     resolver_free(m->resolver);
     m->resolver = NULL;
+    tls_client_ctx_free(m->tls_ctx);
+    free(m->tls_ca_file);
     while (m->dests) {
         struct dest *d = m->dests;
 

@@ -2,7 +2,8 @@
  * SMTP/LMTP client core: frames server replies, hands each complete one to
  * whatever the client waits for, sets the connection up (greeting,
  * EHLO/LHLO, HELO fallback) and winds it down (RSET, QUIT, failures). One
- * message's transaction lives in smtp_client_tx.c. No I/O, no clock.
+ * message's transaction lives in smtp_client_tx.c, STARTTLS and AUTH in
+ * smtp_client_tls.c. No I/O, no clock.
  */
 #include "base/xmalloc.h"
 #include "smtp/smtp_client_impl.h"
@@ -19,6 +20,13 @@ smtp_client_new(const struct smtp_client_settings *s)
 
     cl->helo_name = xstrdup(s->helo_name ? s->helo_name : "localhost");
     cl->lmtp = s->lmtp;
+    cl->tls = s->tls;
+    cl->tls_active = s->tls == SMTP_CLIENT_TLS_IMPLICIT;
+    cl->server_name = xstrdup(s->server_name ? s->server_name : "the server");
+    if (s->auth_user && s->auth_pass) {
+        cl->auth_user = xstrdup(s->auth_user);
+        cl->auth_pass = xstrdup(s->auth_pass);
+    }
     cl->state = SMTP_CLIENT_ST_GREETING;
     buf_init(&cl->out, SMTP_CLIENT_OUT_MAX);
     smtp_reply_parser_init(&cl->rp);
@@ -30,10 +38,25 @@ smtp_client_free(struct smtp_client *cl)
 {
     if (cl == NULL)
         return;
+    /* The output may still hold an AUTH line: secrets do not outlive us. */
+    if (cl->out.data)
+        explicit_bzero(cl->out.data, cl->out.cap);
     buf_free(&cl->out);
+    smtp_client_wipe_free(cl->auth_user);
+    smtp_client_wipe_free(cl->auth_pass);
+    free(cl->server_name);
     free(cl->rcpt);
     free(cl->helo_name);
     free(cl);
+}
+
+void
+smtp_client_wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
 }
 
 void
@@ -170,6 +193,12 @@ auth_has(const char *list, struct str m)
     return false;
 }
 
+bool
+smtp_client_auth_offered(const struct smtp_client_ext *e, const char *mech)
+{
+    return auth_has(e->auth, str_cstr(mech));
+}
+
 /* Adds the valid, new mechanisms of s to the space-separated list, upper-
  * cased, as many as fit whole. */
 static void
@@ -227,8 +256,8 @@ ehlo_keyword(struct smtp_client_ext *e, struct str text)
 
 /* ---- connection set-up and wind-down ---- */
 
-static void
-send_ehlo(struct smtp_client *cl)
+void
+smtp_client_send_ehlo(struct smtp_client *cl)
 {
     memset(&cl->ext, 0, sizeof(cl->ext));
     smtp_client_cmd(cl, "%s %s", cl->lmtp ? "LHLO" : "EHLO", cl->helo_name);
@@ -243,7 +272,7 @@ on_greeting(struct smtp_client *cl, const struct smtp_reply *r)
         smtp_client_fail(cl, r);
         return;
     }
-    send_ehlo(cl);
+    smtp_client_send_ehlo(cl);
 }
 
 static void
@@ -251,7 +280,7 @@ on_ehlo(struct smtp_client *cl, const struct smtp_reply *r)
 {
     if (r->code / 100 == 2) {
         cl->ext.esmtp = true;
-        smtp_client_set_state(cl, SMTP_CLIENT_ST_READY);
+        smtp_client_greeted(cl);
         return;
     }
     memset(&cl->ext, 0, sizeof(cl->ext));
@@ -274,7 +303,10 @@ on_ready_reply(struct smtp_client *cl, const struct smtp_reply *r)
         return;
     }
     cl->tx_open = false;
-    smtp_client_set_state(cl, SMTP_CLIENT_ST_READY);
+    if (cl->state == SMTP_CLIENT_ST_HELO)
+        smtp_client_greeted(cl); /* no extensions: a TLS policy may fail here */
+    else
+        smtp_client_set_state(cl, SMTP_CLIENT_ST_READY);
 }
 
 /* A line of a reply, before the reply is complete. */
@@ -308,6 +340,12 @@ on_reply(struct smtp_client *cl, const struct smtp_reply *r)
     case SMTP_CLIENT_ST_QUIT:
         cl->state = SMTP_CLIENT_ST_CLOSED; /* 221, or whatever it says */
         break;
+    case SMTP_CLIENT_ST_STARTTLS:
+    case SMTP_CLIENT_ST_AUTH:
+    case SMTP_CLIENT_ST_AUTH_USER:
+    case SMTP_CLIENT_ST_AUTH_PASS:
+        smtp_client_tls_reply(cl, r);
+        break;
     case SMTP_CLIENT_ST_MAIL:
     case SMTP_CLIENT_ST_RCPT:
     case SMTP_CLIENT_ST_DATA:
@@ -326,7 +364,8 @@ static bool
 caller_turn(const struct smtp_client *cl)
 {
     return cl->state == SMTP_CLIENT_ST_READY || cl->state == SMTP_CLIENT_ST_DONE ||
-           cl->state == SMTP_CLIENT_ST_FAILED || cl->state == SMTP_CLIENT_ST_CLOSED;
+           cl->state == SMTP_CLIENT_ST_TLS || cl->state == SMTP_CLIENT_ST_FAILED ||
+           cl->state == SMTP_CLIENT_ST_CLOSED;
 }
 
 /* One step of feed(): returns the octets consumed, 0 to stop. */
@@ -365,6 +404,14 @@ smtp_client_feed(struct smtp_client *cl, const char *p, size_t n)
 
     if (cl->state == SMTP_CLIENT_ST_FAILED || cl->state == SMTP_CLIENT_ST_CLOSED)
         return 0;
+    if (cl->state == SMTP_CLIENT_ST_TLS && n > 0) {
+        /* RFC 3207 5 and the STARTTLS injection attacks (CVE-2011-0411 on
+         * the server side, its mirror here): what the server sent after
+         * its 220 was sent in the clear and cannot be trusted as a reply
+         * inside TLS. */
+        smtp_client_protocol_error(cl, "data after the STARTTLS reply");
+        return 0;
+    }
     while (used < n) {
         size_t k = feed_line(cl, p + used, n - used);
 
@@ -395,6 +442,8 @@ smtp_client_event(const struct smtp_client *cl)
         return SMTP_CLIENT_FAILED;
     case SMTP_CLIENT_ST_CLOSED:
         return SMTP_CLIENT_CLOSED;
+    case SMTP_CLIENT_ST_TLS:
+        return SMTP_CLIENT_TLS;
     default:
         return SMTP_CLIENT_BUSY;
     }
@@ -460,6 +509,7 @@ smtp_client_timeout(const struct smtp_client *cl)
         return 10 * 60;
     case SMTP_CLIENT_ST_READY:
     case SMTP_CLIENT_ST_DONE:
+    case SMTP_CLIENT_ST_TLS: /* the handshake is the caller's to time */
     case SMTP_CLIENT_ST_FAILED:
     case SMTP_CLIENT_ST_CLOSED:
         return 0;

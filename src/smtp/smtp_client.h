@@ -10,6 +10,13 @@
  *
  * One connection can carry several messages (smtp_client_send() again once
  * the client is SMTP_CLIENT_READY), then smtp_client_quit().
+ *
+ * TLS (RFC 3207) and AUTH (RFC 4954) as a client: after EHLO the client
+ * sends STARTTLS when the policy asks for it and the server offers it; on
+ * the 220 it stops with SMTP_CLIENT_TLS, the caller runs the handshake and
+ * reports it with smtp_client_tls_done(), and the client says EHLO again.
+ * With credentials it then authenticates (AUTH PLAIN, else LOGIN), never
+ * before TLS is active. READY means all of that is done.
  */
 #ifndef PETREL_SMTP_CLIENT_H
 #define PETREL_SMTP_CLIENT_H
@@ -21,9 +28,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* When to use TLS. */
+enum smtp_client_tls {
+    SMTP_CLIENT_TLS_NO,       /* never STARTTLS */
+    SMTP_CLIENT_TLS_MAY,      /* STARTTLS when offered; in the clear when not or refused */
+    SMTP_CLIENT_TLS_MUST,     /* STARTTLS or every recipient gets 4.7.x, nothing sent */
+    SMTP_CLIENT_TLS_IMPLICIT, /* TLS from the first byte (RFC 8314): already active */
+};
+
 struct smtp_client_settings {
-    const char *helo_name; /* our hostname for EHLO/HELO/LHLO */
-    bool lmtp;             /* RFC 2033: LHLO, one reply per recipient after DATA */
+    const char *helo_name;    /* our hostname for EHLO/HELO/LHLO */
+    bool lmtp;                /* RFC 2033: LHLO, one reply per recipient after DATA */
+    enum smtp_client_tls tls; /* default NO */
+    const char *server_name;  /* for error texts ("... offered by HOST"); NULL: "the server" */
+    /* RFC 4954: authenticate when both are set (copied, wiped at free).
+     * Only over TLS: without it the client fails (4.7.x) instead. */
+    const char *auth_user, *auth_pass;
 };
 
 /* What the server offered in its EHLO reply. */
@@ -59,11 +79,12 @@ enum smtp_client_event {
     SMTP_CLIENT_DONE,   /* the message's transaction ended: read the results */
     SMTP_CLIENT_FAILED, /* the connection is unusable (bad greeting, 421, protocol error) */
     SMTP_CLIENT_CLOSED, /* QUIT answered, or closed after FAILED */
+    SMTP_CLIENT_TLS,    /* STARTTLS answered 220: handshake now, then smtp_client_tls_done() */
 };
 
 struct smtp_client;
 
-/* Copies s (helo_name too); waits for the greeting. Never fails. */
+/* Copies s (its strings too); waits for the greeting. Never fails. */
 struct smtp_client *smtp_client_new(const struct smtp_client_settings *s);
 void smtp_client_free(struct smtp_client *cl);
 
@@ -79,6 +100,21 @@ size_t smtp_client_feed(struct smtp_client *cl, const char *p, size_t n);
 struct buf *smtp_client_output(struct smtp_client *cl);
 enum smtp_client_event smtp_client_event(const struct smtp_client *cl);
 const struct smtp_client_ext *smtp_client_ext(const struct smtp_client *cl);
+/* True once TLS is active (after smtp_client_tls_done(cl, true), or from
+ * the start with SMTP_CLIENT_TLS_IMPLICIT). */
+bool smtp_client_tls_active(const struct smtp_client *cl);
+/* True once AUTH succeeded (235). */
+bool smtp_client_authenticated(const struct smtp_client *cl);
+
+/*
+ * Only in SMTP_CLIENT_TLS: the caller's handshake result. ok: TLS is
+ * active, the client forgets what the server said before (RFC 3207 4.2)
+ * and sends EHLO again. !ok: FAILED with 451 4.7.0 (the caller knows why
+ * and may log or report better). Any server bytes fed while in
+ * SMTP_CLIENT_TLS are a protocol error: they were sent before the
+ * handshake and must not be taken as replies (plaintext injection).
+ */
+void smtp_client_tls_done(struct smtp_client *cl, bool ok);
 
 /*
  * Starts a transaction (only when READY). m and everything it points to
@@ -111,7 +147,13 @@ const struct smtp_reply *smtp_client_result(const struct smtp_client *cl, size_t
 /* After DONE/FAILED: the reply that ended things, for logs ("421 ..."):
  * a refused MAIL/DATA/message, a failed pre-check, the greeting or EHLO
  * refusal, or a synthetic 451 4.4.0 "protocol error: ..." (malformed or
- * unexpected reply, line over 4096 octets, over 100 lines). NULL if none. */
+ * unexpected reply, line over 4096 octets, over 100 lines). TLS and AUTH
+ * failures are always temporary (a policy or password problem is the
+ * admin's to fix, not a reason to bounce): 451 4.7.0 "TLS required but
+ * not offered by HOST" (or refused), 454 4.7.8 "authentication failed
+ * at HOST: 535 ..." (the server's reply without credentials), 451 4.7.0
+ * when credentials would have to go without TLS or no usable mechanism is
+ * offered. NULL if none. */
 const struct smtp_reply *smtp_client_error(const struct smtp_client *cl);
 /* Back to READY after DONE (RSET is sent only if needed: MAIL accepted and
  * the transaction not ended by the server; BUSY until its 2xx). */

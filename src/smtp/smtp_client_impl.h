@@ -19,6 +19,11 @@ enum smtp_client_state {
     SMTP_CLIENT_ST_GREETING,  /* the 220 */
     SMTP_CLIENT_ST_EHLO,      /* EHLO or LHLO reply */
     SMTP_CLIENT_ST_HELO,      /* HELO reply, after EHLO was refused */
+    SMTP_CLIENT_ST_STARTTLS,  /* STARTTLS reply */
+    SMTP_CLIENT_ST_TLS,       /* the caller's handshake (SMTP_CLIENT_TLS) */
+    SMTP_CLIENT_ST_AUTH,      /* the final AUTH reply (235) */
+    SMTP_CLIENT_ST_AUTH_USER, /* AUTH LOGIN: the 334 asking for the user name */
+    SMTP_CLIENT_ST_AUTH_PASS, /* AUTH LOGIN: the 334 asking for the password */
     SMTP_CLIENT_ST_READY,     /* nothing outstanding */
     SMTP_CLIENT_ST_MAIL,      /* MAIL reply */
     SMTP_CLIENT_ST_RCPT,      /* RCPT reply number cursor */
@@ -41,6 +46,11 @@ struct smtp_client {
     char *helo_name;
     bool lmtp;
     enum smtp_client_state state;
+    enum smtp_client_tls tls;
+    bool tls_active;
+    bool authenticated;
+    char *server_name;
+    char *auth_user, *auth_pass; /* NULL = no AUTH; wiped at free */
     struct buf out;
     struct smtp_reply_parser rp;
     struct smtp_client_ext ext;
@@ -71,10 +81,22 @@ int smtp_client_put(struct smtp_client *cl, const char *p, size_t n);
 void smtp_client_fail(struct smtp_client *cl, const struct smtp_reply *r);
 /* FAILED with the synthetic 451 4.4.0 "protocol error: what". */
 void smtp_client_protocol_error(struct smtp_client *cl, const char *what);
+/* Wipes the string's bytes, then frees it (credentials); NULL is fine. */
+void smtp_client_wipe_free(char *s);
+/* Whether the server's AUTH list holds mech (upper-case). */
+bool smtp_client_auth_offered(const struct smtp_client_ext *e, const char *mech);
 /* Records r as the outcome of recipient i. */
 void smtp_client_rcpt_result(struct smtp_client *cl, size_t i, const struct smtp_reply *r);
 
 /* A complete reply in one of the transaction states (MAIL .. EMPTY_DOT). */
 void smtp_client_tx_reply(struct smtp_client *cl, const struct smtp_reply *r);
+
+/* smtp_client_tls.c: after a successful EHLO or HELO, what comes next:
+ * STARTTLS, AUTH, a policy failure, or READY. */
+void smtp_client_greeted(struct smtp_client *cl);
+/* A complete reply in STARTTLS or one of the AUTH states. */
+void smtp_client_tls_reply(struct smtp_client *cl, const struct smtp_reply *r);
+/* Sends EHLO (LHLO), forgetting the extensions known so far. */
+void smtp_client_send_ehlo(struct smtp_client *cl);
 
 #endif

@@ -3,12 +3,17 @@ Remote hosts for outbound tests, all on loopback: a DNS server (dnsmasq)
 that serves the test's MX/A/AAAA/null-MX records, and a scriptable SMTP
 peer that records what it receives and answers per recipient on demand:
 a local part starting with "temp" gets 451, "perm" gets 550, "tempfirst"
-gets 451 on its first attempt only; everything else 250.
+gets 451 on its first attempt only; everything else 250. A peer can
+offer STARTTLS (RFC 3207) or speak TLS from the first byte (smtps, RFC
+8314) with a certificate from certs.py, and ask for AUTH PLAIN/LOGIN
+(RFC 4954) with the credentials it is given.
 """
+import base64
 import os
 import signal
 import socket
 import socketserver
+import ssl
 import subprocess
 import threading
 import time
@@ -59,16 +64,47 @@ class DNS:
 
 
 class Message:
-    def __init__(self, sender, rcpts, data, helo):
+    def __init__(self, sender, rcpts, data, helo, tls=None, auth=None):
         self.sender, self.rcpts, self.data, self.helo = sender, rcpts, data, helo
+        self.tls = tls    # (version, cipher) of the session, None in the clear
+        self.auth = auth  # the user it authenticated as, None if it did not
+
+
+class _Writer:
+    """wfile for a socket (plain or TLS): every write sent whole."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def write(self, data):
+        self.sock.sendall(data)
+
+    def flush(self):
+        pass
 
 
 class Peer:
     """An SMTP server on (ip, port) in a thread. ext: EHLO keywords."""
 
     def __init__(self, ip, port, ext=("PIPELINING", "8BITMIME", "SIZE 10000000", "DSN"),
-                 greeting=220, name=None, lmtp=False):
+                 greeting=220, name=None, lmtp=False, tls=None, smtps=False, auth=None,
+                 starttls_reply=None, starttls_extra=b""):
+        """tls: (cert, key) paths: offer STARTTLS with that certificate
+        (or, with smtps=True, TLS from the first byte). auth: {user: password}:
+        offer AUTH PLAIN LOGIN inside TLS and refuse MAIL without it.
+        starttls_reply: answer STARTTLS with this line instead of 220.
+        starttls_extra: bytes sent in the clear right after the 220 (an
+        injection a client must not take as replies inside TLS)."""
         self.ip, self.port, self.ext, self.greeting = ip, port, ext, greeting
+        self.smtps, self.auth, self.starttls_reply = smtps, auth, starttls_reply
+        self.starttls_extra = starttls_extra
+        self.ssl_ctx = None
+        if tls:
+            self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ssl_ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+        self.tls_sessions = []  # (version, cipher) of each completed handshake
+        self.tls_failures = []  # str(error) of each failed handshake
+        self.auth_attempts = []  # (mechanism, user, password, tls version or None)
         self.lmtp = lmtp  # RFC 2033: one final reply per accepted recipient
         self.sessions = 0
         self.active = 0  # sessions open now
@@ -82,9 +118,9 @@ class Peer:
         self.lock = threading.Lock()
         peer = self
 
-        class Handler(socketserver.StreamRequestHandler):
+        class Handler(socketserver.BaseRequestHandler):
             def handle(self):
-                peer._session(self.rfile, self.wfile)
+                peer._session(self.request)
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
@@ -106,23 +142,100 @@ class Peer:
             return b"550 5.1.1 no such user here\r\n"
         return b"250 2.1.5 ok\r\n"
 
-    def _session(self, rf, wf):
+    def _session(self, sock):
         with self.lock:
             self.sessions += 1
             self.active += 1
             self.max_active = max(self.max_active, self.active)
         try:
-            self._dialogue(rf, wf)
+            self._dialogue(sock)
         finally:
             with self.lock:
                 self.active -= 1
 
-    def _dialogue(self, rf, wf):
-        if self.greeting != 220:
+    def _start_tls(self, sock):
+        """The server side of the handshake; (tls socket, (version, cipher))
+        or (None, None) when it failed (recorded in tls_failures)."""
+        sock.settimeout(10)
+        try:
+            t = self.ssl_ctx.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            with self.lock:
+                self.tls_failures.append(str(e))
+            return None, None
+        info = (t.version(), t.cipher()[0])
+        with self.lock:
+            self.tls_sessions.append(info)
+        return t, info
+
+    def _check_auth(self, mech, user, password, tls):
+        with self.lock:
+            self.auth_attempts.append((mech, user, password, tls[0] if tls else None))
+        ok = tls is not None and self.auth.get(user) == password
+        return (b"235 2.7.0 Authentication successful\r\n" if ok
+                else b"535 5.7.8 Authentication credentials invalid\r\n"), (user if ok else None)
+
+    def _auth(self, cmd, rf, wf, tls):
+        """AUTH PLAIN [initial] or AUTH LOGIN; returns the user or None."""
+        words = cmd.split()
+        mech = words[1].upper() if len(words) > 1 else ""
+
+        def b64(s):
+            try:
+                return base64.b64decode(s, validate=True).decode("utf-8", "replace")
+            except ValueError:
+                return None
+
+        def ask(challenge):
+            wf.write(b"334 " + challenge + b"\r\n")
+            return rf.readline().decode("ascii", "replace").strip()
+
+        if mech == "PLAIN":
+            resp = words[2] if len(words) > 2 else ask(b"")
+            fields = (b64(resp) or "").split("\0")
+            if len(fields) != 3:
+                wf.write(b"501 5.5.2 bad PLAIN response\r\n")
+                return None
+            reply, user = self._check_auth("PLAIN", fields[1], fields[2], tls)
+        elif mech == "LOGIN":
+            user = b64(ask(b"VXNlcm5hbWU6")) or ""
+            password = b64(ask(b"UGFzc3dvcmQ6")) or ""
+            reply, user = self._check_auth("LOGIN", user, password, tls)
+        else:
+            wf.write(b"504 5.5.4 unknown mechanism\r\n")
+            return None
+        wf.write(reply)
+        return user
+
+    def _dialogue(self, sock):
+        tls = None
+        if self.smtps:
+            sock, tls = self._start_tls(sock)
+            if sock is None:
+                return
+        rf, wf = sock.makefile("rb"), _Writer(sock)
+        try:
+            self._commands(sock, rf, wf, tls)
+        finally:
+            rf.close()
+            if tls:
+                sock.close()
+
+    def _ehlo_lines(self, tls):
+        ext = list(self.ext)
+        if self.ssl_ctx and not tls:
+            ext.append("STARTTLS")
+        if self.auth and tls:
+            ext.append("AUTH PLAIN LOGIN")
+        return [self.name] + ext
+
+    def _commands(self, sock, rf, wf, tls, greet=True):
+        if greet and self.greeting != 220:
             wf.write(b"%d 4.3.2 not now\r\n" % self.greeting)
             return
-        wf.write(f"220 {self.name} ESMTP test peer\r\n".encode())
-        sender, rcpts, helo = None, [], ""
+        if greet:
+            wf.write(f"220 {self.name} ESMTP test peer\r\n".encode())
+        sender, rcpts, helo, user = None, [], "", None
         while True:
             line = rf.readline()
             if not line:
@@ -131,14 +244,35 @@ class Peer:
             up = cmd.upper()
             with self.lock:
                 self.commands.append(cmd)
-            if up.startswith("EHLO") or up.startswith("LHLO"):
+            if up == "STARTTLS" and self.ssl_ctx and not tls:
+                if self.starttls_reply:
+                    wf.write(self.starttls_reply.encode() + b"\r\n")
+                    continue
+                wf.write(b"220 2.0.0 Ready to start TLS\r\n" + self.starttls_extra)
+                rf.close()  # nothing may be buffered past STARTTLS: none was sent
+                sock, tls = self._start_tls(sock)
+                if sock is None:
+                    return
+                # RFC 3207 4.2: the session starts over inside TLS, no greeting
+                rf = sock.makefile("rb")
+                try:
+                    self._commands(sock, rf, _Writer(sock), tls, greet=False)
+                finally:
+                    rf.close()
+                    sock.close()
+                return
+            elif up.startswith("AUTH") and self.auth and tls and user is None:
+                user = self._auth(cmd, rf, wf, tls)
+            elif up.startswith("EHLO") or up.startswith("LHLO"):
                 helo = cmd[5:]
-                lines = [self.name] + list(self.ext)
+                lines = self._ehlo_lines(tls)
                 wf.write("".join(f"250{'-' if i < len(lines) - 1 else ' '}{l}\r\n"
                                  for i, l in enumerate(lines)).encode())
             elif up.startswith("HELO"):
                 helo = cmd[5:]
                 wf.write(b"250 ok\r\n")
+            elif up.startswith("MAIL FROM:") and self.auth and user is None:
+                wf.write(b"530 5.7.0 Authentication required\r\n")
             elif up.startswith("MAIL FROM:"):
                 sender, rcpts = cmd[10:].split(">")[0].lstrip(" <"), []
                 wf.write(b"250 2.1.0 ok\r\n")
@@ -164,7 +298,7 @@ class Peer:
                 while self.hold_data:
                     time.sleep(0.05)
                 with self.lock:
-                    self.messages.append(Message(sender, rcpts, data, helo))
+                    self.messages.append(Message(sender, rcpts, data, helo, tls, user))
                 wf.write(b"250 2.0.0 queued\r\n" * (len(rcpts) if self.lmtp else 1))
             elif up == "RSET":
                 sender, rcpts = None, []

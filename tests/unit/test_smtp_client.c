@@ -1105,6 +1105,8 @@ struct script {
     const struct smtp_client_message *msgs[2];
     const char *client; /* every byte the client must send */
     const char *log;    /* outcomes, as drive() writes them */
+    enum smtp_client_tls tls;
+    const char *user, *pass; /* AUTH credentials, NULL = none */
 };
 
 static void
@@ -1147,6 +1149,10 @@ act(const struct script *sc, size_t *sent, struct buf *log)
         case SMTP_CLIENT_CLOSED:
             assert_int_equal(buf_append(log, "closed\n", 7), 0);
             return false;
+        case SMTP_CLIENT_TLS: /* the handshake, as if it worked */
+            assert_int_equal(buf_append(log, "tls\n", 4), 0);
+            smtp_client_tls_done(cl, true);
+            continue;
         case SMTP_CLIENT_BUSY:
             return true;
         }
@@ -1163,6 +1169,9 @@ drive(const struct script *sc, size_t split, size_t piece, struct buf *cout, str
     struct buf pend;
 
     set.lmtp = sc->lmtp;
+    set.tls = sc->tls;
+    set.auth_user = sc->user;
+    set.auth_pass = sc->pass;
     cl = smtp_client_new(&set);
     buf_init(&pend, 1 << 16);
     while (act(sc, &sent, log)) {
@@ -1211,6 +1220,9 @@ static const struct script scripts[] = {
                           " SIZE=6\r\n" RCPT_A "DATA\r\nRSET\r\nQUIT\r\n",
         "rcpt 250 2.0.0 queued\nrcpt 450 4.2.1 later\nrcpt 250 2.0.0 queued\n"
         "rcpt 451 4.3.0 not now\nclosed\n",
+        SMTP_CLIENT_TLS_NO,
+        NULL,
+        NULL,
     },
     {
         "HELO, lock-step, 421",
@@ -1221,6 +1233,9 @@ static const struct script scripts[] = {
         EHLO_CMD "HELO " HELO_NAME "\r\n" MAIL_CMD "\r\n" RCPT_A RCPT_B RCPT_C "DATA\r\n" BODY
                  ".\r\n" MAIL_CMD "\r\n" RCPT_A "DATA\r\n",
         "rcpt 550 5.1.1 no\nrcpt 250 2.0.0 ok\nrcpt 550 5.0.0 no\nfailed 421 4.3.2 bye\nclosed\n",
+        SMTP_CLIENT_TLS_NO,
+        NULL,
+        NULL,
     },
     {
         "LMTP",
@@ -1232,6 +1247,9 @@ static const struct script scripts[] = {
         LHLO_CMD MAIL_CMD "\r\n" RCPT_A RCPT_B RCPT_C "DATA\r\n" BODY ".\r\n" MAIL_CMD "\r\n" RCPT_A
                           "DATA\r\n..dot\r\n.\r\nQUIT\r\n",
         "rcpt 250 2.0.0 a\nrcpt 550 5.0.0 no\nrcpt 452 4.2.2 c\nrcpt 250 2.0.0 a\nclosed\n",
+        SMTP_CLIENT_TLS_NO,
+        NULL,
+        NULL,
     },
     {
         "CHUNKING",
@@ -1243,6 +1261,24 @@ static const struct script scripts[] = {
                           "BDAT 6 LAST\r\n.dot\r\nRSET\r\nQUIT\r\n",
         "rcpt 250 2.0.0 done\nrcpt 250 2.0.0 done\nrcpt 250 2.0.0 done\nrcpt 550 5.6.0 no\n"
         "closed\n",
+        SMTP_CLIENT_TLS_NO,
+        NULL,
+        NULL,
+    },
+    {
+        "STARTTLS, EHLO again, AUTH LOGIN",
+        false,
+        GREETING "250-mx\r\n250 STARTTLS\r\n220 2.0.0 go ahead\r\n"
+                 "250-mx\r\n250-PIPELINING\r\n250 AUTH LOGIN\r\n334 VXNlcm5hbWU6\r\n"
+                 "334 UGFzc3dvcmQ6\r\n235 2.7.0 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"
+                 "250 2.0.0 queued\r\n221 bye\r\n",
+        {&msg1, NULL},
+        EHLO_CMD "STARTTLS\r\n" EHLO_CMD "AUTH LOGIN\r\ndXNlcg==\r\ncGFzcw==\r\n" MAIL_CMD
+                 "\r\n" RCPT_A "DATA\r\n..dot\r\n.\r\nQUIT\r\n",
+        "tls\nrcpt 250 2.0.0 queued\nclosed\n",
+        SMTP_CLIENT_TLS_MUST,
+        "user",
+        "pass",
     },
 };
 
