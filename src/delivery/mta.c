@@ -67,6 +67,9 @@ struct dest {
     int port;
     bool lmtp;
     bool smarthost;      /* `relay host`: certificates must name d->name */
+    bool atrn;           /* a turned-round client connection (RFC 2645), no MX */
+    char domains[512];   /* atrn: " a.example b.example " served by it */
+    struct event *later; /* atrn: fails the queue from the loop (no connection) */
     enum tls_policy tls; /* of the actions routed here (part of the key) */
     struct mta_request *queue, *tail;
     struct conn *conns;
@@ -138,7 +141,7 @@ dest_free_if_idle(struct dest *d)
 {
     struct mta *m = d->mta;
 
-    if (d->queue || d->conns || d->resolving)
+    if (d->queue || d->conns || d->resolving || d->later)
         return;
     for (struct dest **pp = &m->dests; *pp; pp = &(*pp)->next)
         if (*pp == d) {
@@ -146,6 +149,59 @@ dest_free_if_idle(struct dest *d)
             break;
         }
     free(d);
+}
+
+static void
+atrn_failed(evutil_socket_t fd, short what, void *arg)
+{
+    struct dest *d = arg;
+
+    (void)fd;
+    (void)what;
+    event_free(d->later);
+    d->later = NULL;
+    dest_fail_queue(d, 451, "4.4.0",
+                    "held for on-demand relay: waiting for the domain's owner to connect (ATRN)");
+    dest_free_if_idle(d);
+}
+
+/* Requests for an ATRN domain nobody is connected for: deferred, from the
+ * loop (mta_submit never completes a request inside the call). */
+static void
+atrn_fail_later(struct dest *d)
+{
+    struct timeval now = {0, 0};
+
+    if (d->later == NULL) {
+        d->later = evtimer_new(d->mta->base, atrn_failed, d);
+        evtimer_add(d->later, &now);
+    }
+}
+
+/* The turned-round connection serving domain, or the holding destination
+ * whose requests are deferred. */
+static struct dest *
+atrn_dest(struct mta *m, const char *domain)
+{
+    char word[300];
+    struct dest *d;
+
+    snprintf(word, sizeof(word), " %s ", domain);
+    for (d = m->dests; d; d = d->next)
+        if (d->atrn && d->conns && strcasestr(d->domains, word))
+            return d;
+    for (d = m->dests; d; d = d->next)
+        if (d->atrn && strcmp(d->key, "atrn:") == 0)
+            return d;
+    d = xcalloc(1, sizeof(*d));
+    d->mta = m;
+    d->atrn = true;
+    d->tls = TLS_POLICY_NONE;
+    snprintf(d->key, sizeof(d->key), "atrn:");
+    snprintf(d->name, sizeof(d->name), "ATRN");
+    d->next = m->dests;
+    m->dests = d;
+    return d;
 }
 
 static struct dest *
@@ -237,6 +293,11 @@ dest_kick(struct dest *d)
             conn_step(c);
             return;
         }
+    if (d->atrn) { /* never connects: its connection came to us */
+        if (d->conns == NULL)
+            atrn_fail_later(d);
+        return;
+    }
     if (!d->resolved) {
         if (!d->resolving) {
             d->resolving = true;
@@ -885,16 +946,60 @@ mta_free(struct mta *m)
             conn_release(c);
         }
         m->dests = d->next;
+        if (d->later)
+            event_free(d->later);
         free(d);
     }
     free(m);
 }
 
 void
+mta_atrn(struct mta *m, struct bufferevent *bev, const char *peer, const char *domains)
+{
+    static unsigned long serial;
+    struct config *cf = m->current(m->arg);
+    struct timeval tv = {MTA_TIMEOUT, 0};
+    struct dest *d = xcalloc(1, sizeof(*d));
+    struct conn *c = xcalloc(1, sizeof(*c));
+
+    d->mta = m;
+    d->atrn = true;
+    d->tls = TLS_POLICY_NONE; /* whatever TLS the session had, it keeps */
+    snprintf(d->key, sizeof(d->key), "atrn:%lu", ++serial);
+    snprintf(d->name, sizeof(d->name), "%s", peer);
+    snprintf(d->domains, sizeof(d->domains), " %s ", domains);
+    d->next = m->dests;
+    m->dests = d;
+    c->mta = m;
+    c->d = d;
+    snprintf(c->helo, sizeof(c->helo), "%s", cf->hostname);
+    config_unref(cf);
+    c->set = (struct smtp_client_settings){
+        .helo_name = c->helo,
+        .tls = SMTP_CLIENT_TLS_NO,
+        .server_name = d->name,
+    };
+    c->cl = smtp_client_new(&c->set);
+    c->bev = bev;
+    c->next = d->conns;
+    d->conns = c;
+    d->nconns++;
+    m->nconns++;
+    log_info("ATRN: %s turned round for%s", peer, d->domains);
+    /* RFC 2645 4: the client, now the server, greets first. */
+    bufferevent_setcb(bev, conn_read, NULL, conn_event, c);
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        conn_read(bev, c);
+}
+
+void
 mta_submit(struct mta *m, struct mta_request *req)
 {
     struct config *cf = m->current(m->arg);
-    struct dest *d = dest_get(m, req, cf);
+    struct dest *d =
+        req->action->kind == ACTION_ATRN ? atrn_dest(m, req->domain) : dest_get(m, req, cf);
 
     config_unref(cf);
     req->next = NULL;

@@ -50,4 +50,15 @@ void mta_submit(struct mta *m, struct mta_request *req);
 /* A destination was flushed: forget its failure back-off. */
 void mta_reset_destinations(struct mta *m);
 
+struct bufferevent;
+/*
+ * ATRN (RFC 2645 4): bev is a client's connection (plain or TLS) whose
+ * "250 OK now reversing the connection" has been sent. The roles turn:
+ * petrel waits for the client's 220, then delivers, as an SMTP client,
+ * the requests for the space-separated domains that mta_submit() gets
+ * while the connection lasts, and QUITs once idle. Takes bev. Requests of
+ * an `atrn` action for a domain no such connection serves are deferred.
+ */
+void mta_atrn(struct mta *m, struct bufferevent *bev, const char *peer, const char *domains);
+
 #endif

@@ -67,6 +67,7 @@ struct session {
     bool handshaking;       /* TLS handshake in progress (smtps or after STARTTLS) */
     char tls_info[160];     /* "TLSv1.3 with cipher X (256/256 bits)", "" before TLS */
     struct event *greeting; /* greeting-delay: the 220 waits for it */
+    char atrn[512];         /* ATRN accepted: " a.example b.example " to deliver here */
     bool committing, gone, closing, draining;
     struct session *prev, *next;
 };
@@ -385,7 +386,121 @@ hook_auth(void *ctx, const char *authzid, const char *authcid, const char *passw
     workpool_submit(s->d->pool, &s->auth.work);
 }
 
+/* ---- ATRN (RFC 2645) ---- */
+
+/* Appends " d " to list unless it is there; false when it does not fit. */
+static bool
+domain_list_add(char *list, size_t n, const char *d, size_t dlen)
+{
+    char word[300];
+    size_t len = strlen(list);
+
+    if (dlen == 0 || dlen > 255)
+        return true;
+    snprintf(word, sizeof(word), " %.*s ", (int)dlen, d);
+    for (char *c = word; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    if (strstr(list, word))
+        return true;
+    if (len + strlen(word) >= n)
+        return false;
+    snprintf(list + (len ? len - 1 : 0), n - (len ? len - 1 : 0), "%s", word);
+    return true;
+}
+
+/* The domains user may pull: every `atrn` action's table maps a user to
+ * its domains ("alice: a.example, b.example"). */
+static void
+atrn_owned(const struct config *cf, const char *user, char *out, size_t n)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < cf->nactions; i++) {
+        const char *v = cf->actions[i].kind == ACTION_ATRN && cf->actions[i].users
+                            ? table_get(cf->actions[i].users, user)
+                            : NULL;
+
+        while (v && *v) {
+            size_t k = strcspn(v, ", \t");
+
+            domain_list_add(out, n, v, k);
+            v += k;
+            v += strspn(v, ", \t");
+        }
+    }
+}
+
+static bool
+config_has_atrn(const struct config *cf)
+{
+    for (size_t i = 0; i < cf->nactions; i++)
+        if (cf->actions[i].kind == ACTION_ATRN)
+            return true;
+    return false;
+}
+
+static int
+hook_atrn(void *ctx, struct str arg, struct smtp_reply *r)
+{
+    struct session *s = ctx;
+    char owned[512], want[512] = "", word[300];
+    size_t waiting = 0;
+
+    atrn_owned(s->cf, s->user, owned, sizeof(owned));
+    if (arg.len == 0)
+        snprintf(want, sizeof(want), "%s", owned);
+    while (arg.len > 0) {
+        struct str d = str_cut(&arg, ',');
+
+        if (!str_copy(d, word + 1, sizeof(word) - 2) || d.len == 0)
+            continue;
+        word[0] = ' ';
+        snprintf(word + 1 + d.len, sizeof(word) - 1 - d.len, " ");
+        for (char *c = word; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        if (strstr(owned, word) == NULL) {
+            log_info("s=%lu ATRN from [%s]: user=%s may not pull%s", s->id, s->ip, s->user, word);
+            return smtp_reply_set(r, 450, "4.7.1", "ATRN request refused: %.*s is not yours",
+                                  (int)d.len, d.ptr);
+        }
+        if (!domain_list_add(want, sizeof(want), d.ptr, d.len))
+            return smtp_reply_set(r, 501, "5.5.4", "too many domains");
+    }
+    if (want[0] == '\0')
+        return smtp_reply_set(r, 450, "4.7.1", "ATRN request refused: no domains for %s", s->user);
+    for (const char *p = want; *p;) {
+        size_t k;
+
+        p += strspn(p, " ");
+        k = strcspn(p, " ");
+        if (k == 0)
+            break;
+        snprintf(word, sizeof(word), "%.*s", (int)k, p);
+        waiting += qmgr_waiting(s->d->qmgr, word);
+        p += k;
+    }
+    if (waiting == 0)
+        return smtp_reply_set(r, 453, "4.3.0", "You have no mail");
+    snprintf(s->atrn, sizeof(s->atrn), "%s", want);
+    log_info("s=%lu ATRN from [%s]: user=%s,%s: %zu messages", s->id, s->ip, s->user, want,
+             waiting);
+    smtp_reply_set(r, 250, "2.0.0", "OK now reversing the connection");
+    return 0;
+}
+
 static const struct smtp_server_hooks session_hooks = {
+    .auth = hook_auth,
+    .etrn = hook_etrn,
+    .mail = hook_mail,
+    .rcpt = hook_rcpt,
+    .reset = hook_reset,
+    .vrfy = hook_vrfy,
+    .expn = hook_expn,
+};
+
+static const struct smtp_server_hooks session_hooks_atrn = {
+    .atrn = hook_atrn,
     .auth = hook_auth,
     .etrn = hook_etrn,
     .mail = hook_mail,
@@ -625,6 +740,32 @@ session_starttls(struct session *s)
     return 0;
 }
 
+/* RFC 2645 4: the connection becomes the outbound agent's, which delivers
+ * the user's domains over it; the session ends here. */
+static void
+session_turn(struct session *s)
+{
+    struct bufferevent *bev = s->bev;
+    char peer[256], domain[300];
+
+    snprintf(peer, sizeof(peer), "[%s] (ATRN %s)", s->ip, s->user);
+    s->bev = NULL;
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    mta_atrn(s->d->mta, bev, peer, s->atrn);
+    for (const char *p = s->atrn; *p;) {
+        size_t k;
+
+        p += strspn(p, " ");
+        k = strcspn(p, " ");
+        if (k == 0)
+            break;
+        snprintf(domain, sizeof(domain), "%.*s", (int)k, p);
+        qmgr_flush(s->d->qmgr, domain);
+        p += k;
+    }
+    session_free(s);
+}
+
 static void
 session_process(struct session *s)
 {
@@ -650,6 +791,13 @@ session_process(struct session *s)
     st = smtp_server_state(s->smtp);
     if (st == SMTP_STATE_CLOSED) {
         session_close_after_flush(s);
+        return;
+    }
+    if (st == SMTP_STATE_TURNED) {
+        /* the 250 leaves first; session_write() comes back here */
+        bufferevent_disable(s->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+            session_turn(s);
         return;
     }
     if (st == SMTP_STATE_STARTTLS && !s->handshaking) {
@@ -688,8 +836,9 @@ session_write(struct bufferevent *bev, void *arg)
         session_end(s);
         return;
     }
-    if (smtp_server_state(s->smtp) == SMTP_STATE_STARTTLS && !s->handshaking) {
-        session_process(s); /* the 220 is out: TLS takes over */
+    if ((smtp_server_state(s->smtp) == SMTP_STATE_STARTTLS && !s->handshaking) ||
+        smtp_server_state(s->smtp) == SMTP_STATE_TURNED) {
+        session_process(s); /* the 220 or 250 is out: TLS or the outbound agent takes over */
         return;
     }
     if (!session_busy(s))
@@ -811,7 +960,9 @@ session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen
     buf_init(&s->meta, 64u << 20);
     buf_init(&s->trace, 4096);
     session_settings(s);
-    s->smtp = smtp_server_new(&s->set, &session_hooks, s);
+    s->smtp = smtp_server_new(
+        &s->set,
+        s->set.auth_offered && config_has_atrn(s->cf) ? &session_hooks_atrn : &session_hooks, s);
     s->next = d->sessions;
     if (d->sessions)
         d->sessions->prev = s;
