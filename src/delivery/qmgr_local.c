@@ -3,6 +3,7 @@
  * terminals for SEND/SOML/SAML). Runs on a worker thread.
  */
 #include "base/log.h"
+#include "delivery/local.h"
 #include "delivery/maildir.h"
 #include "delivery/qmgr_impl.h"
 #include "delivery/terminal.h"
@@ -37,27 +38,34 @@ deliver_terminals(const struct config *cf, const struct envelope *e, const char 
 
 static int
 deliver_mailbox(const struct action *a, const struct envelope *e, const struct envelope_rcpt *r,
-                const char *msg, size_t len, char *err, size_t errlen)
+                struct str trace, const char *msg, size_t len, char *err, size_t errlen)
 {
-    char dir[4096], head[1200];
+    char dir[4096], head[4096];
+    size_t n;
 
     if (maildir_path(a->maildir, r->user, dir, sizeof(dir), err, errlen) < 0)
         return -1;
     /* RFC 5321 4.4: the final delivery adds Return-Path. */
-    snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n", e->sender, r->address);
+    n = (size_t)snprintf(head, sizeof(head), "Return-Path: <%s>\nDelivered-To: %s\n", e->sender,
+                         r->address);
+    /* the trace fields when they are not part of msg, as LF lines */
+    for (size_t i = 0; i < trace.len && n + 1 < sizeof(head); i++)
+        if (trace.ptr[i] != '\r' || i + 1 >= trace.len || trace.ptr[i + 1] != '\n')
+            head[n++] = trace.ptr[i];
+    if (n + 1 >= sizeof(head)) {
+        snprintf(err, errlen, "4.3.0 trace fields too long");
+        return 0;
+    }
+    head[n] = '\0';
     if (maildir_deliver(dir, head, msg, len, err, errlen) < 0)
         return 0;
     snprintf(err, errlen, "delivered to maildir %s", dir);
     return 1;
 }
 
-/*
- * One local recipient, honouring RFC 821 SEND/SOML/SAML when terminal
- * delivery is on. Returns 1 delivered, 0 deferred, -1 failed for good.
- */
-static int
-deliver_one(const struct config *cf, const struct envelope *e, const struct envelope_rcpt *r,
-            const char *msg, size_t len, char *err, size_t errlen)
+int
+local_deliver(const struct config *cf, const struct envelope *e, const struct envelope_rcpt *r,
+              struct str trace, const char *msg, size_t len, char *err, size_t errlen)
 {
     const struct action *a = action_find(cf, r->action);
     int mode = cf->terminal_delivery ? e->mode : SMTP_MODE_MAIL;
@@ -68,13 +76,14 @@ deliver_one(const struct config *cf, const struct envelope *e, const struct enve
         return 0;
     }
     if (mode == SMTP_MODE_MAIL)
-        return deliver_mailbox(a, e, r, msg, len, err, errlen);
+        return deliver_mailbox(a, e, r, trace, msg, len, err, errlen);
     tty = deliver_terminals(cf, e, r->user, msg, len);
     if (mode == SMTP_MODE_SEND || (mode == SMTP_MODE_SOML && tty)) {
         snprintf(err, errlen, tty ? "written to the terminal" : "5.2.1 user is not logged in");
         return tty ? 1 : -1;
     }
-    return deliver_mailbox(a, e, r, msg, len, err, errlen); /* SOML not logged in, SAML */
+    /* SOML not logged in, SAML */
+    return deliver_mailbox(a, e, r, trace, msg, len, err, errlen);
 }
 
 void
@@ -96,8 +105,8 @@ qmgr_local_run(struct qmsg *m)
 
         if (r->kind != RCPT_MAILDIR || !qmgr_rcpt_due(m, r))
             continue;
-        rc = deliver_one(m->cf, e, r, map + e->data_offset, maplen - e->data_offset, err,
-                         sizeof(err));
+        rc = local_deliver(m->cf, e, r, str_make("", 0), map + e->data_offset,
+                           maplen - e->data_offset, err, sizeof(err));
         if (rc > 0)
             qmgr_rcpt_delivered(m, i, err);
         else if (rc < 0)

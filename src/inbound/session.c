@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "config/router.h"
+#include "delivery/local.h"
 #include "delivery/route_envelope.h"
 #include "delivery/terminal.h"
 #include "inbound/daemon.h"
@@ -69,6 +70,7 @@ struct session {
     struct event *greeting; /* greeting-delay: the 220 waits for it */
     char atrn[512];         /* ATRN accepted: " a.example b.example " to deliver here */
     bool committing, gone, closing, draining;
+    bool direct, direct_spooled; /* the commit is a direct Maildir delivery (local.h) */
     struct session *prev, *next;
 };
 
@@ -561,9 +563,11 @@ session_commit_done(struct work *w)
     s->committing = false;
     snprintf(id, sizeof(id), "%s", s->env->id);
     if (s->commit.error == 0) {
-        log_info("%s: s=%lu client=[%s], from=<%s>, size=%zu, nrcpt=%zu", id, s->id, s->ip,
-                 s->env->sender, msg->len + s->trace.len, s->env->nrcpts);
-        qmgr_submit(s->d->qmgr, id);
+        log_info("%s: s=%lu client=[%s], from=<%s>, size=%zu, nrcpt=%zu%s", id, s->id, s->ip,
+                 s->env->sender, msg->len + s->trace.len, s->env->nrcpts,
+                 s->direct && !s->direct_spooled ? " (delivered directly)" : "");
+        if (!s->direct || s->direct_spooled)
+            qmgr_submit(s->d->qmgr, id);
     } else {
         log_warn("%s: s=%lu spool commit failed: %s", id, s->id, strerror(s->commit.error));
         if (s->commit.error == ENOSPC || s->commit.error == EDQUOT)
@@ -577,6 +581,15 @@ session_commit_done(struct work *w)
         return;
     }
     session_process(s);
+}
+
+/* On a worker thread: the direct path (local.h), instead of the spool. */
+static void
+session_direct_run(struct work *w)
+{
+    struct session *s = (struct session *)((char *)w - offsetof(struct session, commit));
+
+    s->commit.error = local_direct(s->d->spool, s->cf, s->env, s->commit.parts, &s->direct_spooled);
 }
 
 static void
@@ -599,6 +612,13 @@ session_commit(struct session *s)
         .parts = {buf_str(&s->meta), buf_str(&s->trace), buf_str(msg)},
     };
     s->committing = true;
+    s->direct = s->direct_spooled = false;
+    if (local_direct_eligible(s->cf, s->env)) {
+        s->direct = true;
+        s->commit.work.run = session_direct_run;
+        workpool_submit(s->d->pool, &s->commit.work);
+        return;
+    }
     spool_commit(s->d->spool, &s->commit);
 }
 

@@ -4,6 +4,12 @@
  * queue/ (atomic: readers never see a partial file), fsync queue/ (the
  * name is durable). A crash before the directory sync loses only messages
  * that were never acknowledged; one after it loses nothing.
+ *
+ * Commits run on threads of their own, never behind deliveries:
+ * SPOOL_WRITERS writers write, fdatasync and rename messages in parallel
+ * (concurrent syncs are merged into shared device flushes by the block
+ * layer), and one committer fsyncs queue/ once for every message renamed
+ * since its last fsync (group commit), then completes them.
  */
 #include "queue/spool.h"
 
@@ -22,15 +28,21 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#define SPOOL_WRITERS 6
+
 struct spool {
     char *dir;
     int queue_fd; /* open queue/ directory, for fsync */
     struct workpool *pool;
     pthread_t committer;
+    pthread_t writers[SPOOL_WRITERS];
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-    struct spool_commit *waiting;
-    bool stopping;
+    pthread_cond_t wake;          /* the committer: written commits, or stopping */
+    pthread_cond_t work;          /* the writers: waiting commits, or stopping */
+    struct spool_commit *waiting; /* to write */
+    struct spool_commit *written; /* written and renamed (or failed): to fsync queue/ */
+    bool stopping;                /* writers: finish what is waiting, then end */
+    bool writers_done;            /* the committer: sync what is written, then end */
     struct spool_stats stats;
 };
 
@@ -142,6 +154,7 @@ commit_rename(struct spool *sp, struct spool_commit *c)
     return errno;
 }
 
+/* One fsync of queue/ for every commit in list, then their replies. */
 static void
 commit_batch(struct spool *sp, struct spool_commit *list)
 {
@@ -150,8 +163,7 @@ commit_batch(struct spool *sp, struct spool_commit *list)
     bool renamed = false;
 
     for (c = list; c; c = c->next)
-        if ((c->error = commit_write(sp, c)) == 0 && (c->error = commit_rename(sp, c)) == 0)
-            renamed = true;
+        renamed |= c->error == 0;
     if (renamed && fsync(sp->queue_fd) < 0)
         dir_err = errno;
     atomic_fetch_add(&sp->stats.dir_syncs, renamed);
@@ -173,39 +185,60 @@ commit_batch(struct spool *sp, struct spool_commit *list)
 }
 
 static void *
-spool_committer(void *arg)
+spool_writer(void *arg)
 {
     struct spool *sp = arg;
-    struct spool_commit *list, *rev, *next;
+    struct spool_commit *c;
 
     for (;;) {
         pthread_mutex_lock(&sp->lock);
         while (sp->waiting == NULL && !sp->stopping)
+            pthread_cond_wait(&sp->work, &sp->lock);
+        c = sp->waiting;
+        if (c)
+            sp->waiting = c->next;
+        pthread_mutex_unlock(&sp->lock);
+        if (c == NULL)
+            return NULL; /* stopping, and nothing left to write */
+        if ((c->error = commit_write(sp, c)) == 0)
+            c->error = commit_rename(sp, c);
+        pthread_mutex_lock(&sp->lock);
+        c->next = sp->written;
+        sp->written = c;
+        pthread_cond_signal(&sp->wake);
+        pthread_mutex_unlock(&sp->lock);
+    }
+}
+
+static void *
+spool_committer(void *arg)
+{
+    struct spool *sp = arg;
+    struct spool_commit *list;
+
+    for (;;) {
+        pthread_mutex_lock(&sp->lock);
+        while (sp->written == NULL && !sp->writers_done)
             pthread_cond_wait(&sp->wake, &sp->lock);
-        list = sp->waiting;
-        sp->waiting = NULL;
+        list = sp->written;
+        sp->written = NULL;
         pthread_mutex_unlock(&sp->lock);
         if (list == NULL)
-            return NULL;
-        for (rev = NULL; list; list = next) { /* oldest first */
-            next = list->next;
-            list->next = rev;
-            rev = list;
-        }
-        commit_batch(sp, rev);
+            return NULL; /* the writers have ended and all is synced */
+        commit_batch(sp, list);
     }
 }
 
 void
 spool_commit(struct spool *sp, struct spool_commit *c)
 {
-    c->work.run = NULL; /* the committer thread runs it */
+    c->work.run = NULL; /* the spool's threads run it */
     c->error = 0;
     workpool_submit(sp->pool, &c->work);
     pthread_mutex_lock(&sp->lock);
     c->next = sp->waiting;
     sp->waiting = c;
-    pthread_cond_signal(&sp->wake);
+    pthread_cond_signal(&sp->work);
     pthread_mutex_unlock(&sp->lock);
 }
 
@@ -352,6 +385,10 @@ spool_open(const char *dir, struct workpool *pool, char *err, size_t errlen)
     spool_clean_orphans(sp);
     pthread_mutex_init(&sp->lock, NULL);
     pthread_cond_init(&sp->wake, NULL);
+    pthread_cond_init(&sp->work, NULL);
+    for (int i = 0; i < SPOOL_WRITERS; i++)
+        if (pthread_create(&sp->writers[i], NULL, spool_writer, sp) != 0)
+            abort();
     if (pthread_create(&sp->committer, NULL, spool_committer, sp) != 0)
         abort();
     return sp;
@@ -364,10 +401,18 @@ spool_close(struct spool *sp)
         return;
     pthread_mutex_lock(&sp->lock);
     sp->stopping = true;
+    pthread_cond_broadcast(&sp->work);
+    pthread_mutex_unlock(&sp->lock);
+    /* writers finish what is waiting, then the committer syncs the rest */
+    for (int i = 0; i < SPOOL_WRITERS; i++)
+        pthread_join(sp->writers[i], NULL);
+    pthread_mutex_lock(&sp->lock);
+    sp->writers_done = true;
     pthread_cond_signal(&sp->wake);
     pthread_mutex_unlock(&sp->lock);
     pthread_join(sp->committer, NULL);
     close(sp->queue_fd);
+    pthread_cond_destroy(&sp->work);
     pthread_cond_destroy(&sp->wake);
     pthread_mutex_destroy(&sp->lock);
     free(sp->dir);

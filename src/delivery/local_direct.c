@@ -1,0 +1,85 @@
+/*
+ * The direct path for local mail; see local.h. A message whose recipients
+ * are all local Maildirs needs no queue: once every Maildir copy is on
+ * stable storage (file fsync'ed, then its new/ directory), the 250 can go
+ * out. That is the same promise the spool gives, kept with a third of the
+ * file system work: no queue file to write, sync, rename, read back,
+ * journal and unlink. Anything unusual takes the queue as before.
+ */
+#include "base/log.h"
+#include "delivery/local.h"
+#include "smtp/smtp_command.h"
+#include "smtp/smtp_server.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+bool
+local_direct_eligible(const struct config *cf, const struct envelope *e)
+{
+    if (e->mode != SMTP_MODE_MAIL || e->nrcpts == 0)
+        return false;
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        const struct envelope_rcpt *r = &e->rcpts[i];
+        bool found = false;
+
+        if (r->kind != RCPT_MAILDIR || (r->notify & SMTP_NOTIFY_SUCCESS))
+            return false;
+        for (size_t k = 0; k < cf->nactions && !found; k++)
+            found = cf->actions[k].kind == ACTION_MAILDIR &&
+                    strcmp(cf->actions[k].name, r->action) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static void
+direct_log(const struct envelope *e, const struct envelope_rcpt *r, const char *status,
+           const char *text)
+{
+    bool orig = strcmp(r->orig, r->address) != 0;
+
+    log_info("%s: to=<%s>%s%s%s, relay=maildir, delay=%.0f, status=%s (%s)", e->id, r->address,
+             orig ? ", orig_to=<" : "", orig ? r->orig : "", orig ? ">" : "",
+             difftime(time(NULL), (time_t)e->arrival), status, text);
+}
+
+int
+local_direct(struct spool *sp, const struct config *cf, struct envelope *e,
+             const struct str parts[3], bool *spooled)
+{
+    struct buf journal;
+    size_t pending = 0;
+    char err[512];
+    int r;
+
+    *spooled = false;
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        struct envelope_rcpt *rc = &e->rcpts[i];
+
+        if (local_deliver(cf, e, rc, parts[1], parts[2].ptr, parts[2].len, err, sizeof(err)) > 0) {
+            rc->state = RCPT_DELIVERED;
+            direct_log(e, rc, "sent", err);
+        } else {
+            pending++; /* the queue retries it, and bounces it if it must */
+            log_info("%s: to=<%s>: direct delivery failed (%s); queued", e->id, rc->address, err);
+        }
+    }
+    if (pending == 0)
+        return 0;
+    /* RFC 5321 4.4 trace fields are in parts[1]; the spool keeps them too */
+    if ((r = spool_store(sp, e->id, parts)) != 0)
+        return r;
+    *spooled = true;
+    buf_init(&journal, 1 << 20);
+    for (size_t i = 0; i < e->nrcpts; i++)
+        if (e->rcpts[i].state == RCPT_DELIVERED && envelope_journal_line(e, i, 'd', &journal) < 0)
+            break;
+    /* A crash before this line only delivers those recipients twice. */
+    if (journal.len && spool_journal(sp, e->id, journal.data, journal.len) < 0)
+        log_warn("%s: journal of the direct deliveries not written", e->id);
+    buf_free(&journal);
+    return 0;
+}
