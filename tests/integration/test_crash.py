@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_until
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "crash"))
 import crash_campaign as cc  # noqa: E402
 
@@ -46,6 +48,32 @@ def test_syncs_come_before_the_250(tmp_path):
         pytest.skip(r["skipped"])
     assert not r["errors"], "\n".join(r["errors"])
     assert len(r["ids"]) == 3
+
+
+@pytest.mark.deadline(60)
+def test_local_copy_is_journaled_before_the_remote_transaction(tmp_path):
+    """Regression: the Maildir outcomes of a message that also had a remote
+    recipient were journaled only when the outbound transaction ended, so a
+    crash while a slow peer sat on DATA delivered the local copy again (at
+    every restart, for as long as the peer was slow)."""
+    sink = cc.Sink(hold=(60.0, 60.0))
+    p = cc.make_petrel(tmp_path / "p", sink.port)
+    try:
+        p.start()
+        r = cc.send_one(p, "mixed1", ["alice@example.org", "far@remote.test"], 10)
+        assert r.code == 250, r
+        wait_until(lambda: sink.holding, 20, what="the remote DATA reply held")
+        assert len(p.mails("alice")) == 1
+        p.kill9()
+        sink.hold = (0.0, 0.0)
+        p.start()
+        wait_until(lambda: not cc.queue_ids(p), 20, what="the message to leave the queue")
+        assert len(p.mails("alice")) == 1, "the local copy was delivered again after the crash"
+        assert sum(1 for t, rc, _ in sink.copies() if t == "mixed1") >= 1
+    finally:
+        p.stop()
+        sink.stop()
+    assert not p.sanitizer_reports(), p.sanitizer_reports()[0]
 
 
 GOOD = """\
