@@ -275,11 +275,14 @@ def tally(acked, attempted, got):
     lost = sorted(k for k in exp if k not in got)
     dup_local = sum(len(v) - 1 for k, v in got.items() if "@" not in k[1])
     dup_remote = sum(len(v) - 1 for k, v in got.items() if "@" in k[1])
+    mixed = {t for t, (rcpts, _) in attempted.items() if any("@example.org" not in r for r in rcpts)}
+    dup_mixed = sum(len(v) - 1 for k, v in got.items() if "@" not in k[1] and k[0] in mixed)
     broken = sorted(k for k, v in got.items() if k in possible
                     and not all(whole(raw, k[0], possible[k]) for raw in v))
     stray = sorted(k for k in got if k not in possible)
     unacked = len({k[0] for k in got if k[0] not in acked})
     return {"expected": len(exp), "lost": lost, "dup_local": dup_local, "dup_remote": dup_remote,
+            "dup_mixed": dup_mixed,
             "broken": broken, "stray": stray, "unacked_delivered": unacked}
 
 
@@ -418,7 +421,8 @@ def report_cycles(r):
         f"  messages: {r['attempted']} attempted, {r['acked']} acknowledged "
         f"({r['expected']} copies due), end-of-DATA replies {r['replies']}",
         f"  lost {len(r['lost'])}, duplicated {r['dup_local'] + r['dup_remote']} "
-        f"(Maildir {r['dup_local']}, sink {r['dup_remote']}), damaged {len(r['broken'])}, "
+        f"(Maildir {r['dup_local']}, of which {r['dup_mixed']} of messages that also had a "
+        f"remote recipient; sink {r['dup_remote']}), damaged {len(r['broken'])}, "
         f"delivered without a 250 seen {r['unacked_delivered']}",
         "  variants (kills at the intended moment / fallback kills after "
         f"{TRIGGER_TIMEOUT:g} s): "
