@@ -25,7 +25,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS = $(wildcard fuzz/fuzz_*.c)
 
-.PHONY: all deps run test unit lint check-format format fuzz clean
+.PHONY: all deps run test unit lint check-format format fuzz clean crash-test
 all: $(BUILD)/petreld $(BUILD)/petrel $(BUILD)/sendmail $(BUILD)/mailq $(UNIT_BINS) $(BUILD)/tests/tools/resolve
 
 deps:
@@ -74,6 +74,12 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all
 	@scripts/run-tests.sh
+
+# The crash campaign (docs/durability.md): 100 SIGKILL cycles, the disk-full
+# run and the fsync check; CRASH_ARGS="--cycles 20 --seed 7" to change it.
+crash-test: deps
+	@$(MAKE) --no-print-directory all
+	@/usr/bin/python3 tests/crash/crash_campaign.py --build $(BUILD) $(CRASH_ARGS)
 
 unit: all
 	@scripts/run-unit.sh $(BUILD)

@@ -274,7 +274,14 @@ local_run(struct work *w)
     if (m->env && (!remote_due(m) || atomic_load(&m->q->stopping))) {
         qmgr_finish_run(m);
         m->finished = true;
+        return;
     }
+    /* Step 2 can take minutes (a slow peer): journal the Maildir outcomes
+     * now, or a crash meanwhile delivers them again at every restart.
+     * If this fails, step 3 writes them with the rest. */
+    if (m->env && m->journal.len &&
+        spool_journal(m->q->spool, m->id, m->journal.data, m->journal.len) == 0)
+        buf_reset(&m->journal);
 }
 
 static void

@@ -1,126 +1,101 @@
-"""Durability: petreld killed with SIGKILL at random moments while four
-clients send; every message that got 250 must be in a Maildir afterwards."""
-import random
-import smtplib
-import threading
-import time
+"""Durability, the short version of the crash campaign (tests/crash/
+crash_campaign.py, `make crash-test` runs 100 cycles): petreld killed with
+SIGKILL in each variant (mid-DATA, right after the final dot, with Maildir
+deliveries pending, with outbound DATA replies held) while four clients
+send; every message that got 250 must arrive. Then the spool on a full
+tmpfs, and strace's proof that the syncs come before the 250."""
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import message, wait_until
+from conftest import wait_until
 
-SENDERS = 4
-CYCLES = 5
-USERS = ["alice", "bob", "carol"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "crash"))
+import crash_campaign as cc  # noqa: E402
+
+SEED = int(os.environ.get("PETREL_CRASH_SEED", "20240601"))
 
 
 @pytest.mark.deadline(150)
-def test_sigkill_loses_no_accepted_message(petrel):
-    rng = random.Random(20240601)
-    stop = threading.Event()
-    lock = threading.Lock()
-    acked = {}  # token -> user, only after the 250 to the final dot
-    attempts = [0]
-    errors = []
+def test_sigkill_loses_no_acknowledged_message(tmp_path):
+    r = cc.run_cycles(tmp_path, cycles=5, seed=SEED, senders=4)
+    print("\n" + cc.report_cycles(r))
+    failures = cc.cycle_failures(r)
+    assert not failures, "\n".join(failures)
+    ran = {v for v in cc.VARIANTS if r["stats"]["hit"][v] + r["stats"]["missed"][v]}
+    assert ran == set(cc.VARIANTS)
+    assert r["lost"] == [] and r["acked"] >= 5
 
-    def sender(n):
-        i = 0
-        while not stop.is_set():
-            i += 1
-            token = f"tok-{n}-{i}-{time.time_ns()}"
-            user = USERS[(n + i) % len(USERS)]
-            with lock:
-                attempts[0] += 1
-            try:
-                s = smtplib.SMTP("127.0.0.1", petrel.port, timeout=5)
-            except OSError:
-                time.sleep(0.05)  # petreld is down: retry
-                continue
-            try:
-                s.ehlo()
-                code, _ = s.mail("crash@example.net")
-                if code != 250:
-                    continue
-                code, _ = s.rcpt(f"{user}@example.org")
-                if code != 250:
-                    continue
-                code, _ = s.data(message(token, "durable?\r\n" * (1 + i % 40), to=f"{user}@example.org"))
-                if code == 250:
-                    with lock:
-                        acked[token] = user
-                elif code < 400:
-                    errors.append(f"unexpected reply {code} to end of data")
-            except (OSError, smtplib.SMTPException):
-                pass  # killed mid-transaction: not acknowledged, may or may not exist
-            finally:
-                try:
-                    s.close()
-                except OSError:
-                    pass
 
-    threads = [threading.Thread(target=sender, args=(n,), daemon=True) for n in range(SENDERS)]
-    for t in threads:
-        t.start()
+@pytest.mark.deadline(120)
+def test_full_spool_says_452_and_loses_nothing(tmp_path):
+    r = cc.run_disk_full(tmp_path, seed=SEED)
+    if "skipped" in r:
+        pytest.skip(r["skipped"])
+    print("\n" + cc.report_disk_full(r))
+    failures = cc.disk_full_failures(r)
+    assert not failures, "\n".join(failures)
+    assert r["codes"].get("full:452") == 4, r["codes"]
+    assert r["codes"].get("space-again:250") == 6, r["codes"]
+
+
+@pytest.mark.deadline(90)
+def test_syncs_come_before_the_250(tmp_path):
+    r = cc.run_fsync_check(tmp_path)
+    if "skipped" in r:
+        pytest.skip(r["skipped"])
+    assert not r["errors"], "\n".join(r["errors"])
+    assert len(r["ids"]) == 3
+
+
+@pytest.mark.deadline(60)
+def test_local_copy_is_journaled_before_the_remote_transaction(tmp_path):
+    """Regression: the Maildir outcomes of a message that also had a remote
+    recipient were journaled only when the outbound transaction ended, so a
+    crash while a slow peer sat on DATA delivered the local copy again (at
+    every restart, for as long as the peer was slow)."""
+    sink = cc.Sink(hold=(60.0, 60.0))
+    p = cc.make_petrel(tmp_path / "p", sink.port)
     try:
-        for cycle in range(CYCLES):
-            time.sleep(rng.uniform(0.3, 1.5))
-            petrel.kill9()
-            time.sleep(rng.uniform(0.0, 0.2))
-            petrel.start()
-        time.sleep(0.5)
+        p.start()
+        r = cc.send_one(p, "mixed1", ["alice@example.org", "far@remote.test"], 10)
+        assert r.code == 250, r
+        wait_until(lambda: sink.holding, 20, what="the remote DATA reply held")
+        assert len(p.mails("alice")) == 1
+        p.kill9()
+        sink.hold = (0.0, 0.0)
+        p.start()
+        wait_until(lambda: not cc.queue_ids(p), 20, what="the message to leave the queue")
+        assert len(p.mails("alice")) == 1, "the local copy was delivered again after the crash"
+        assert sum(1 for t, rc, _ in sink.copies() if t == "mixed1") >= 1
     finally:
-        stop.set()
-        for t in threads:
-            t.join(15)
-    assert not any(t.is_alive() for t in threads), "a sender thread hung"
-    assert not errors, errors
-    assert len(acked) >= CYCLES, f"too few messages accepted to mean anything: {len(acked)}"
+        p.stop()
+        sink.stop()
+    assert not p.sanitizer_reports(), p.sanitizer_reports()[0]
 
-    # restart once more and let the queue drain
-    petrel.kill9()
-    petrel.start()
 
-    def found():
-        seen = {}
-        for u in USERS:
-            for m in petrel.mails(u):
-                seen.setdefault(m.first("Subject"), []).append(u)
-        return seen
+GOOD = """\
+10 12:00:00.000001 writev(11</s/spool/tmp/AAAA>, [...], 3) = 10
+10 12:00:00.000002 fdatasync(11</s/spool/tmp/AAAA>) = 0
+10 12:00:00.000003 renameat2(AT_FDCWD, "/s/spool/tmp/AAAA", AT_FDCWD, "/s/spool/queue/AAAA", RENAME_NOREPLACE) = 0
+10 12:00:00.000004 fsync(8</s/spool/queue> <unfinished ...>
+9 12:00:00.000005 writev(10<socket:[1]>, [{iov_base="354 go\\r\\n"}], 1) = 8
+10 12:00:00.000006 <... fsync resumed>) = 0
+9 12:00:00.000007 writev(10<socket:[1]>, [{iov_base="250 2.0.0 Ok: queued as AAAA\\r\\n"}], 1) = 30
+"""
 
-    deadline = time.monotonic() + 60
-    while True:
-        seen = found()
-        missing = [t for t in acked if t not in seen]
-        if not missing or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    # every message is final, so no queue file may still hold one (files
-    # without message content, e.g. a journal orphaned by the kill, are
-    # listed but are not messages)
-    def queued_tokens():
-        blobs = []
-        for f in petrel.queue_files():
-            try:
-                blobs.append(f.read_bytes())
-            except OSError:
-                pass  # removed meanwhile
-        data = b"\0".join(blobs)
-        return [t for t in acked if t.encode() in data]
-    try:
-        wait_until(lambda: not queued_tokens(), 30, 0.2, "delivered messages to leave the queue")
-    except AssertionError:
-        pass  # reported by the assertion below
-    leftovers = sorted(p.name for p in petrel.queue_files())
-    seen = found()
-    missing = [t for t in acked if t not in seen]
-    wrong_box = [t for t, u in acked.items() if t in seen and set(seen[t]) != {u}]
-    dups = sum(len(v) - 1 for v in seen.values())
-    unacked_present = len([t for t in seen if t not in acked])
-    print(f"\ncrash test: {attempts[0]} attempts, {len(acked)} acknowledged, "
-          f"{len(missing)} lost, {dups} duplicate(s), "
-          f"{unacked_present} delivered without a 250 seen by the client")
-    if leftovers:
-        print(f"crash test: files left in <spool>/queue/ after recovery: {leftovers}")
-    assert len(missing) == 0, f"lost {len(missing)} acknowledged message(s): {missing[:10]}"
-    assert not queued_tokens(), f"delivered messages still queued: {queued_tokens()[:10]}"
-    assert not wrong_box, wrong_box[:10]
+
+def test_the_order_check_rejects_an_early_250():
+    """The strace checker itself: it accepts the right order and rejects a
+    250 written while the directory fsync is still running, or without it."""
+    assert cc.check_order(cc.parse_strace(GOOD), "AAAA") is None
+    early = GOOD.replace("9 12:00:00.000005 writev(10<socket:[1]>, [{iov_base=\"354 go",
+                         "9 12:00:00.000005 writev(10<socket:[1]>, [{iov_base=\"250 2.0.0 Ok: "
+                         "queued as AAAA")
+    assert "before the directory fsync" in cc.check_order(cc.parse_strace(early), "AAAA")
+    no_dir_sync = "\n".join(ln for ln in GOOD.splitlines() if "fsync(8" not in ln and "fsync resumed" not in ln)
+    assert "no fsync of queue/" in cc.check_order(cc.parse_strace(no_dir_sync), "AAAA")
+    no_data_sync = GOOD.replace("fdatasync", "fstat")
+    assert "no fdatasync" in cc.check_order(cc.parse_strace(no_data_sync), "AAAA")
