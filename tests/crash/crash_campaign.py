@@ -445,7 +445,7 @@ def report_cycles(r):
 
 
 # ---------------------------------------------------------------------------
-# disk full: the spool on a 2 MB tmpfs
+# disk full: the spool and the Maildirs on a 2 MB tmpfs
 
 def mount_tmpfs(path, size="2m"):
     """None when mounted, else the reason it could not be."""
@@ -503,6 +503,11 @@ def run_disk_full(workdir, seed=1):
     why = mount_tmpfs(spool)
     if why:
         return {"skipped": why}
+    # The Maildirs share the small file system: local mail takes the direct
+    # path (straight into the Maildir before the 250), so a full disk must
+    # refuse it there too.
+    (spool / "maildirs").mkdir()
+    (root / "mail").symlink_to(spool / "maildirs")
     sink = Sink(seed=seed)
     sink.refuse = True  # remote mail stays queued (and journals retries) while the disk fills
     p = make_petrel(root, sink.port)
@@ -679,9 +684,9 @@ def check_order(events, qid):
     return None
 
 
-def check_delivery_order(events, qid):
-    """None when the Maildir copy of qid was fsync'ed, renamed into new/
-    and new/ fsync'ed before queue/ID was unlinked; else what is wrong."""
+def maildir_durable(events, qid):
+    """The event of the fsync of new/ that made the Maildir copy of qid
+    durable after its file fsync and rename, or what is missing (a str)."""
     def first(pred, after):
         for ev in events:
             if ev[0] > after and pred(ev[3]):
@@ -704,11 +709,38 @@ def check_delivery_order(events, qid):
     dsync = first(lambda c: c.startswith("fsync(") and f"{mdir}/new>" in c and "= 0" in c, ren[1])
     if not dsync:
         return f"no fsync of {mdir}/new after the rename of {qid}"
-    gone = first(lambda c: c.startswith("unlink") and re.search(f"/queue/{qid}\"", c), -1)
+    return dsync
+
+
+def check_delivery_order(events, qid):
+    """None when the Maildir copy of qid was fsync'ed, renamed into new/
+    and new/ fsync'ed before queue/ID was unlinked; else what is wrong."""
+    dsync = maildir_durable(events, qid)
+    if isinstance(dsync, str):
+        return dsync
+    gone = next((ev for ev in events if ev[3].startswith("unlink")
+                 and re.search(f"/queue/{qid}\"", ev[3])), None)
     if not gone:
         return f"queue/{qid} was not removed while traced"
     if gone[0] < dsync[1]:
         return f"queue/{qid} removed before its Maildir copy was durable"
+    return None
+
+
+def check_direct_order(events, qid):
+    """The direct path (local mail only): None when the Maildir copy was
+    fsync'ed, renamed and new/ fsync'ed before the 250 was written, and no
+    queue file was made; else what is wrong."""
+    dsync = maildir_durable(events, qid)
+    if isinstance(dsync, str):
+        return dsync
+    ack = next((ev for ev in events if f"queued as {qid}" in ev[3]), None)
+    if not ack:
+        return f"no write of the 250 for {qid}"
+    if ack[0] < dsync[1]:
+        return f"250 for {qid} written before its Maildir copy was durable"
+    if any(f"tmp/{qid}>" in ev[3] for ev in events):
+        return f"{qid} went through the spool though all its recipients are local"
     return None
 
 
@@ -741,12 +773,16 @@ def run_fsync_check(workdir, messages=3):
         if tracer.poll() is not None:
             return {"skipped": "strace cannot attach: "
                     + tracer.stderr.read().decode(errors="replace").strip()[:300]}
-        ids = []
-        for i in range(messages):
-            r = send_one(p, f"fsync{i}", [f"{USERS[i % 5]}@example.org"], 10)
+        ids, direct = [], []
+        for i in range(2 * messages):
+            # even: local only (the direct path); odd: a remote recipient too (the spool)
+            rcpts = [f"{USERS[i % 5]}@example.org"]
+            if i % 2:
+                rcpts.append(f"fsync{i}@{REMOTE_DOMAIN}")
+            r = send_one(p, f"fsync{i}", rcpts, 10)
             if r.code != 250:
                 return {"errors": [f"message {i} not accepted: {r!r}"], "ids": ids}
-            ids.append(conftest.queued_id(r))
+            (ids if i % 2 else direct).append(conftest.queued_id(r))
         wait_for(lambda: not queue_ids(p) and len(conftest.maildir_mails(p.maildir(USERS[0]))),
                  15, 0.05)
         time.sleep(0.2)
@@ -755,7 +791,8 @@ def run_fsync_check(workdir, messages=3):
         events = parse_strace(out.read_text(errors="replace"))
         errors = [e for q in ids for e in (check_order(events, q), check_delivery_order(events, q))
                   if e]
-        return {"errors": errors, "ids": ids, "events": len(events)}
+        errors += [e for q in direct if (e := check_direct_order(events, q))]
+        return {"errors": errors, "ids": ids, "direct": direct, "events": len(events)}
     finally:
         if tracer is not None and tracer.poll() is None:
             tracer.kill()

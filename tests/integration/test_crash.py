@@ -47,7 +47,7 @@ def test_syncs_come_before_the_250(tmp_path):
     if "skipped" in r:
         pytest.skip(r["skipped"])
     assert not r["errors"], "\n".join(r["errors"])
-    assert len(r["ids"]) == 3
+    assert len(r["ids"]) == 3 and len(r["direct"]) == 3
 
 
 @pytest.mark.deadline(60)
