@@ -25,7 +25,7 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS = $(wildcard fuzz/fuzz_*.c)
 
-.PHONY: all deps run test unit lint check-format format fuzz clean crash-test
+.PHONY: all deps run test unit lint check-format format fuzz bench clean crash-test
 all: $(BUILD)/petreld $(BUILD)/petrel $(BUILD)/sendmail $(BUILD)/mailq $(UNIT_BINS) $(BUILD)/tests/tools/resolve
 
 deps:
@@ -89,6 +89,13 @@ fuzz: deps
 
 lint:
 	@scripts/lint.sh
+
+# petrel against a private Postfix (and Haraka, installed with npm into
+# build/bench/npm) on loopback; the table goes to stdout and build/bench/results.md.
+# BENCH_REPS=N, BENCH_SCALE=F, BENCH_ARGS="--only maildir --servers petrel,postfix".
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@timeout -k 30 $${BENCH_TIMEOUT:-7200} bench/run $(BENCH_ARGS)
 
 check-format:
 	@clang-format --dry-run -Werror $(shell git ls-files '*.c' '*.h')

@@ -3,6 +3,7 @@
 #   1. unit tests of build and build/asan          (scripts/run-unit.sh)
 #   2. the integration suite against build/petreld, then build/asan/petreld
 #   3. scripts/fuzz.sh 5, when it exists
+#   4. the benchmark's smoke mode (bench/run --smoke), one test
 # Each stage is bounded with timeout(1). The last line is
 # "N passed, N failed" (unit test cases + pytest tests + fuzz targets);
 # the exit status is non-zero when anything failed.
@@ -12,6 +13,7 @@ PY=/usr/bin/python3 # Debian's python3, which has pytest
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-600}
 PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-900}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-900}
+BENCH_SMOKE_TIMEOUT=${BENCH_SMOKE_TIMEOUT:-240}
 SAN_ENV="ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1"
 
 passed=0
@@ -129,6 +131,29 @@ if [ -f scripts/fuzz.sh ]; then
     [ "$rc" -eq 124 ] && echo "fuzz: timed out after ${FUZZ_TIMEOUT}s"
 else
     echo "scripts/fuzz.sh is absent: fuzzing skipped"
+fi
+
+# --- 4. benchmark smoke ------------------------------------------------------
+# One tiny scenario per server kind (petrel, Postfix, Haraka when npm can
+# install it): checks that the benchmark runs and produces its table. No
+# timing is asserted. Haraka missing is reported, not a failure.
+stage "benchmark smoke: bench/run --smoke"
+if [ -x bench/run ]; then
+    out="$work/bench.out"
+    BENCH_OUT="$work/bench-results.md" timeout -k 10 "$BENCH_SMOKE_TIMEOUT" \
+        "$PY" bench/run --smoke >"$out" 2>&1
+    rc=$?
+    grep -E '^(smoke|bench): ' "$out"
+    if [ "$rc" -eq 0 ] && grep -q '^smoke: ok' "$out"; then
+        passed=$((passed + 1))
+    else
+        [ "$rc" -eq 124 ] && echo "bench smoke: timed out after ${BENCH_SMOKE_TIMEOUT}s"
+        echo "bench smoke: FAILED (exit $rc)"
+        tail -40 "$out"
+        failed=$((failed + 1))
+    fi
+else
+    echo "bench/run is absent: benchmark smoke skipped"
 fi
 
 echo
