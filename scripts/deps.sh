@@ -3,7 +3,7 @@
 # root; otherwise prints the exact apt-get line and fails.
 PKGS="gcc make pkg-config libevent-dev libssl-dev libc-ares-dev libcmocka-dev
 libcrypt-dev clang clang-format libclang-rt-14-dev python3 python3-pytest swaks curl postfix
-dnsmasq-base bsdutils openssl"
+dnsmasq-base bsdutils openssl strace"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

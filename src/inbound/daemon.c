@@ -29,6 +29,10 @@
 #include <unistd.h>
 
 #define DELIVERY_THREADS 8
+/* A burst of connections waits in the kernel rather than being dropped
+ * (a dropped SYN is retried only after a second); Linux caps it at
+ * net.core.somaxconn (4096 by default). */
+#define LISTEN_BACKLOG 65535
 
 struct listener {
     struct config_listen addr;
@@ -198,7 +202,7 @@ listener_open(struct daemon *d, const struct config_listen *a)
         l->ev = evconnlistener_new_bind(d->base, on_accept, l,
                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                             LEV_OPT_CLOSE_ON_EXEC,
-                                        1024, (struct sockaddr *)&ss, (int)len);
+                                        LISTEN_BACKLOG, (struct sockaddr *)&ss, (int)len);
     if (l->ev == NULL) {
         log_warn("cannot listen on %s port %d: %s", a->addr, a->port, strerror(errno));
         free(l);

@@ -560,11 +560,13 @@ def run_disk_full(workdir, seed=1):
             t.start()
         for t in ts:
             t.join(60)
-        # 3. full: local mail delivered (its space given back), then fill to the last byte
+        # 3. full: give queued local copies a chance (the Maildirs share the small file
+        # system, so they may have to wait for space: phase 5 checks they all arrive),
+        # then fill to the last byte
         local_done = lambda: all((t, dest_of(r)) in delivered(p, sink)  # noqa: E731
                                  for t, (rc, _) in acked.items() for r in rc if "@example.org" in r)
-        if not wait_for(local_done, 30, 0.1):
-            errors.append("local deliveries did not finish while the spool was nearly full")
+        if not wait_for(local_done, 10, 0.1):
+            log("disk full: some local copies wait for space")
         for i in range(4):
             fill(filler)
             tok = f"fullC{i}"
