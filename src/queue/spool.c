@@ -28,7 +28,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define SPOOL_WRITERS 6
+#define SPOOL_WRITERS 8
 
 struct spool {
     char *dir;
