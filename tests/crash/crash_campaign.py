@@ -842,9 +842,11 @@ def main():
                 log(f"fsync check: skipped ({f['skipped']})")
                 skipped.append("fsync")
             else:
-                log(f"fsync check: {len(f['ids'])} messages, {f['events']} traced calls, "
-                    + ("data fdatasync, rename, queue/ fsync, then 250; Maildir fsync, rename, "
-                       "new/ fsync, then the queue file removed: in that order"
+                log(f"fsync check: {len(f['ids'])} queued and {len(f['direct'])} direct "
+                    f"messages, {f['events']} traced calls, "
+                    + ("queued: data fdatasync, rename, queue/ fsync, then 250; Maildir fsync, "
+                       "rename, new/ fsync, then the queue file removed; direct: Maildir fsync, "
+                       "rename, new/ fsync, then 250, no queue file: in that order"
                        if not f["errors"] else "FAILED"))
                 failures += ["fsync: " + e for e in f["errors"]]
     except BaseException as e:  # pytest.fail from the harness is a BaseException
