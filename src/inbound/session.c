@@ -501,17 +501,6 @@ static const struct smtp_server_hooks session_hooks = {
     .expn = hook_expn,
 };
 
-static const struct smtp_server_hooks session_hooks_atrn = {
-    .atrn = hook_atrn,
-    .auth = hook_auth,
-    .etrn = hook_etrn,
-    .mail = hook_mail,
-    .rcpt = hook_rcpt,
-    .reset = hook_reset,
-    .vrfy = hook_vrfy,
-    .expn = hook_expn,
-};
-
 /* ---- the commit ---- */
 
 /* RFC 3848 protocol names for the Received "with" clause. */
@@ -968,6 +957,7 @@ session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen
             const struct config_listen *la)
 {
     struct session *s = xcalloc(1, sizeof(*s));
+    struct smtp_server_hooks hooks;
 
     s->d = d;
     s->cf = config_ref(d->cf);
@@ -980,9 +970,10 @@ session_new(struct daemon *d, int fd, const struct sockaddr *sa, socklen_t salen
     buf_init(&s->meta, 64u << 20);
     buf_init(&s->trace, 4096);
     session_settings(s);
-    s->smtp = smtp_server_new(
-        &s->set,
-        s->set.auth_offered && config_has_atrn(s->cf) ? &session_hooks_atrn : &session_hooks, s);
+    hooks = session_hooks; /* copied by smtp_server_new */
+    if (s->set.auth_offered && config_has_atrn(s->cf))
+        hooks.atrn = hook_atrn; /* RFC 2645: offered after AUTH, with an atrn action */
+    s->smtp = smtp_server_new(&s->set, &hooks, s);
     s->next = d->sessions;
     if (d->sessions)
         d->sessions->prev = s;
