@@ -8,12 +8,12 @@
  */
 #include "base/log.h"
 #include "delivery/local.h"
+#include "delivery/qmgr_impl.h"
 #include "smtp/smtp_command.h"
 #include "smtp/smtp_server.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 bool
 local_direct_eligible(const struct config *cf, const struct envelope *e)
@@ -35,17 +35,6 @@ local_direct_eligible(const struct config *cf, const struct envelope *e)
     return true;
 }
 
-static void
-direct_log(const struct envelope *e, const struct envelope_rcpt *r, const char *status,
-           const char *text)
-{
-    bool orig = strcmp(r->orig, r->address) != 0;
-
-    log_info("%s: to=<%s>%s%s%s, relay=maildir, delay=%.0f, status=%s (%s)", e->id, r->address,
-             orig ? ", orig_to=<" : "", orig ? r->orig : "", orig ? ">" : "",
-             difftime(time(NULL), (time_t)e->arrival), status, text);
-}
-
 int
 local_direct(struct spool *sp, const struct config *cf, struct envelope *e,
              const struct str parts[3], bool *spooled)
@@ -61,7 +50,7 @@ local_direct(struct spool *sp, const struct config *cf, struct envelope *e,
 
         if (local_deliver(cf, e, rc, parts[1], parts[2].ptr, parts[2].len, err, sizeof(err)) > 0) {
             rc->state = RCPT_DELIVERED;
-            direct_log(e, rc, "sent", err);
+            qmgr_log(e, rc, "maildir", "sent", err);
         } else {
             pending++; /* the queue retries it, and bounces it if it must */
             log_info("%s: to=<%s>: direct delivery failed (%s); queued", e->id, rc->address, err);

@@ -411,6 +411,21 @@ domain_list_add(char *list, size_t n, const char *d, size_t dlen)
     return true;
 }
 
+/* The next domain of a " a b " list into out; false at its end. */
+static bool
+domain_list_next(const char **p, char *out, size_t n)
+{
+    size_t k;
+
+    *p += strspn(*p, " ");
+    k = strcspn(*p, " ");
+    if (k == 0)
+        return false;
+    snprintf(out, n, "%.*s", (int)k, *p);
+    *p += k;
+    return true;
+}
+
 /* The domains user may pull: every `atrn` action's table maps a user to
  * its domains ("alice: a.example, b.example"). */
 static void
@@ -471,17 +486,8 @@ hook_atrn(void *ctx, struct str arg, struct smtp_reply *r)
     }
     if (want[0] == '\0')
         return smtp_reply_set(r, 450, "4.7.1", "ATRN request refused: no domains for %s", s->user);
-    for (const char *p = want; *p;) {
-        size_t k;
-
-        p += strspn(p, " ");
-        k = strcspn(p, " ");
-        if (k == 0)
-            break;
-        snprintf(word, sizeof(word), "%.*s", (int)k, p);
+    for (const char *p = want; domain_list_next(&p, word, sizeof(word));)
         waiting += qmgr_waiting(s->d->qmgr, word);
-        p += k;
-    }
     if (waiting == 0)
         return smtp_reply_set(r, 453, "4.3.0", "You have no mail");
     snprintf(s->atrn, sizeof(s->atrn), "%s", want);
@@ -761,17 +767,8 @@ session_turn(struct session *s)
     s->bev = NULL;
     bufferevent_set_timeouts(bev, NULL, NULL);
     mta_atrn(s->d->mta, bev, peer, s->atrn);
-    for (const char *p = s->atrn; *p;) {
-        size_t k;
-
-        p += strspn(p, " ");
-        k = strcspn(p, " ");
-        if (k == 0)
-            break;
-        snprintf(domain, sizeof(domain), "%.*s", (int)k, p);
+    for (const char *p = s->atrn; domain_list_next(&p, domain, sizeof(domain));)
         qmgr_flush(s->d->qmgr, domain);
-        p += k;
-    }
     session_free(s);
 }
 
