@@ -135,6 +135,7 @@ struct config {
     unsigned nretry;
     unsigned expire;        /* expire 5d: then bounce */
     unsigned delay_warning; /* delay-warning 4h | off (0, default) */
+    unsigned relay_handoff; /* relay-handoff 10s | off (0): forward while the client waits */
     char *resolver;         /* resolver HOST port N; NULL = /etc/resolv.conf */
     int resolver_port;
     int remote_port;              /* remote port 25 */

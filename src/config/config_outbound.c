@@ -64,6 +64,21 @@ config_parse_delay_warning(struct config_parser *p, struct config_args *a)
                : config_args_end(p, a);
 }
 
+/* relay-handoff DUR | off. A client waits this long at most for the next
+ * hop; RFC 5321 4.5.3.2.6 gives it 10 minutes, so anything shorter is
+ * safe from its timeout. */
+int
+config_parse_relay_handoff(struct config_parser *p, struct config_args *a)
+{
+    if (config_args_accept(a, "off")) {
+        p->cf->relay_handoff = 0;
+        return config_args_end(p, a);
+    }
+    return duration_arg(p, a, "relay-handoff", 1, 300, &p->cf->relay_handoff) < 0
+               ? -1
+               : config_args_end(p, a);
+}
+
 /* HOST port N, both required. */
 static int
 host_port(struct config_parser *p, struct config_args *a, const char *what, char **host, int *port)

@@ -67,6 +67,7 @@ static const struct config_option config_options[] = {
     {"retry", .parse = config_parse_retry},
     {"expire", .parse = config_parse_expire},
     {"delay-warning", .parse = config_parse_delay_warning},
+    {"relay-handoff", .parse = config_parse_relay_handoff},
     {"resolver", .parse = config_parse_resolver},
     {"remote", .parse = config_parse_remote},
     {"limit", "outbound-connections", OPT_COUNT, FIELD(max_outbound), .min = 1, .max = 100000},
@@ -425,8 +426,9 @@ config_defaults(struct config *cf)
     cf->nretry = sizeof(retry) / sizeof(retry[0]);
     cf->expire = 5 * 86400; /* RFC 5321 4.5.4.1: give up after 4-5 days */
     cf->remote_port = 25;
-    cf->max_outbound = 20;
-    cf->max_per_destination = 4;
+    cf->relay_handoff = 10;
+    cf->max_outbound = 100;
+    cf->max_per_destination = 20;
     cf->max_auth_failures = 3;
     cf->auth_throttle = 300;
     cf->max_per_ip = 50;

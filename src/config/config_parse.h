@@ -70,6 +70,7 @@ int config_parse_utmp(struct config_parser *p, struct config_args *a);
 int config_parse_retry(struct config_parser *p, struct config_args *a);
 int config_parse_expire(struct config_parser *p, struct config_args *a);
 int config_parse_delay_warning(struct config_parser *p, struct config_args *a);
+int config_parse_relay_handoff(struct config_parser *p, struct config_args *a);
 int config_parse_resolver(struct config_parser *p, struct config_args *a);
 int config_parse_remote(struct config_parser *p, struct config_args *a);
 int config_parse_action_relay(struct config_parser *p, struct config_args *a, struct action *act);

@@ -42,4 +42,13 @@ bool local_direct_eligible(const struct config *cf, const struct envelope *e);
 int local_direct(struct spool *sp, const struct config *cf, struct envelope *e,
                  const struct str parts[3], bool *spooled);
 
+/*
+ * The way out of a direct path (this one, or the relay handoff in
+ * relay_direct.h) when a recipient is left: stores the message in the
+ * spool with a journal of the outcomes e already holds (delivered, failed,
+ * deferred with its next attempt), for the queue manager to finish.
+ * Returns 0 or an errno value (nothing stored). Blocking.
+ */
+int direct_queue_rest(struct spool *sp, struct envelope *e, const struct str parts[3]);
+
 #endif

@@ -39,7 +39,6 @@ int
 local_direct(struct spool *sp, const struct config *cf, struct envelope *e,
              const struct str parts[3], bool *spooled)
 {
-    struct buf journal;
     size_t pending = 0;
     char err[512];
     int r;
@@ -58,15 +57,33 @@ local_direct(struct spool *sp, const struct config *cf, struct envelope *e,
     }
     if (pending == 0)
         return 0;
+    if ((r = direct_queue_rest(sp, e, parts)) != 0)
+        return r;
+    *spooled = true;
+    return 0;
+}
+
+int
+direct_queue_rest(struct spool *sp, struct envelope *e, const struct str parts[3])
+{
+    struct buf journal;
+    int r;
+
     /* RFC 5321 4.4 trace fields are in parts[1]; the spool keeps them too */
     if ((r = spool_store(sp, e->id, parts)) != 0)
         return r;
-    *spooled = true;
     buf_init(&journal, 1 << 20);
-    for (size_t i = 0; i < e->nrcpts; i++)
-        if (e->rcpts[i].state == RCPT_DELIVERED && envelope_journal_line(e, i, 'd', &journal) < 0)
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        const struct envelope_rcpt *rc = &e->rcpts[i];
+        char kind = rc->state == RCPT_DELIVERED ? 'd'
+                    : rc->state == RCPT_FAILED  ? 'f'
+                    : rc->attempts              ? 't'
+                                                : 0;
+
+        if (kind && envelope_journal_line(e, i, kind, &journal) < 0)
             break;
-    /* A crash before this line only delivers those recipients twice. */
+    }
+    /* A crash before this line only tries those recipients again. */
     if (journal.len && spool_journal(sp, e->id, journal.data, journal.len) < 0)
         log_warn("%s: journal of the direct deliveries not written", e->id);
     buf_free(&journal);

@@ -93,6 +93,16 @@ struct mta {
 
 static void dest_kick(struct dest *d);
 static void conn_connect(struct conn *c);
+
+/* The wait for the connection's next step: secs, or less when the request
+ * it serves asks for it (a client is waiting for the relay handoff). */
+static struct timeval
+conn_wait(const struct conn *c, unsigned secs)
+{
+    if (c->req && c->req->timeout && c->req->timeout < secs)
+        secs = c->req->timeout;
+    return (struct timeval){(time_t)secs, 0};
+}
 static bool conn_step(struct conn *c);
 static void conn_read(struct bufferevent *bev, void *arg);
 static void conn_event(struct bufferevent *bev, short what, void *arg);
@@ -637,7 +647,7 @@ static bool
 conn_start_tls(struct conn *c)
 {
     struct ssl_ctx_st *ctx = mta_tls_ctx(c->mta);
-    struct timeval tv = {MTA_TIMEOUT, 0};
+    struct timeval tv = conn_wait(c, MTA_TIMEOUT);
     struct bufferevent *f = NULL;
     struct smtp_reply why;
     SSL *ssl = ctx ? tls_client_ssl_new(ctx, conn_tls_name(c), conn_tls_also(c), conn_tls_verify(c))
@@ -728,7 +738,7 @@ conn_tls_failed(struct conn *c, short what)
 static bool
 conn_step(struct conn *c)
 {
-    struct timeval tv = {MTA_TIMEOUT, 0};
+    struct timeval tv;
 
     for (;;) {
         conn_flush(c);
@@ -761,8 +771,8 @@ conn_step(struct conn *c)
             break;
         }
         /* RFC 5321 4.5.3.2: the wait depends on the reply expected. */
-        if (smtp_client_timeout(c->cl) > 0)
-            tv.tv_sec = smtp_client_timeout(c->cl);
+        tv =
+            conn_wait(c, smtp_client_timeout(c->cl) > 0 ? smtp_client_timeout(c->cl) : MTA_TIMEOUT);
         bufferevent_set_timeouts(c->bev, &tv, &tv);
         return true;
     }
@@ -878,7 +888,7 @@ conn_connect(struct conn *c)
 {
     const struct mx_host *h = &c->d->mx.hosts[c->host];
     struct sockaddr_storage ss = h->addrs[c->addr];
-    struct timeval tv = {MTA_TIMEOUT, 0};
+    struct timeval tv = conn_wait(c, MTA_TIMEOUT);
     socklen_t len =
         ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 
@@ -1009,6 +1019,25 @@ mta_submit(struct mta *m, struct mta_request *req)
         d->queue = req;
     d->tail = req;
     dest_kick(d);
+}
+
+bool
+mta_cancel(struct mta *m, struct mta_request *req)
+{
+    for (struct dest *d = m->dests; d; d = d->next) {
+        struct mta_request **pp, *prev = NULL;
+
+        for (pp = &d->queue; *pp; prev = *pp, pp = &(*pp)->next) {
+            if (*pp != req)
+                continue;
+            *pp = req->next;
+            if (d->tail == req)
+                d->tail = prev;
+            dest_free_if_idle(d);
+            return true;
+        }
+    }
+    return false;
 }
 
 void

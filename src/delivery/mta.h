@@ -33,6 +33,7 @@ struct mta_request {
     size_t len;
     const char *domain; /* the recipients' domain */
     const struct action *action;
+    unsigned timeout; /* seconds: caps each wait while it is served; 0 = RFC 5321 4.5.3.2 */
     void (*done)(struct mta_request *req); /* on the loop thread */
     void *arg;
     /* out: one per rcpts[i] */
@@ -47,6 +48,9 @@ struct mta *mta_new(struct event_base *base, struct config *(*current)(void *), 
 void mta_free(struct mta *m);
 /* Asynchronous: req->done runs later, never inside this call. */
 void mta_submit(struct mta *m, struct mta_request *req);
+/* Takes back req if it still waits for a connection: true, and done()
+ * will not run. False once a connection serves it (it completes then). */
+bool mta_cancel(struct mta *m, struct mta_request *req);
 /* A destination was flushed: forget its failure back-off. */
 void mta_reset_destinations(struct mta *m);
 

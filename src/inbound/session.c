@@ -7,6 +7,7 @@
 #include "base/xmalloc.h"
 #include "config/router.h"
 #include "delivery/local.h"
+#include "delivery/relay_direct.h"
 #include "delivery/route_envelope.h"
 #include "delivery/terminal.h"
 #include "inbound/daemon.h"
@@ -70,7 +71,8 @@ struct session {
     struct event *greeting; /* greeting-delay: the 220 waits for it */
     char atrn[512];         /* ATRN accepted: " a.example b.example " to deliver here */
     bool committing, gone, closing, draining;
-    bool direct, direct_spooled; /* the commit is a direct Maildir delivery (local.h) */
+    bool direct, direct_spooled; /* the commit is a direct path (local.h, relay_direct.h) */
+    struct smtp_reply refused;   /* the next hop refused every recipient (relay_direct.h) */
     struct session *prev, *next;
 };
 
@@ -557,7 +559,11 @@ session_commit_done(struct work *w)
 
     s->committing = false;
     snprintf(id, sizeof(id), "%s", s->env->id);
-    if (s->commit.error == 0) {
+    if (s->refused.code) {
+        log_info("%s: s=%lu client=[%s], from=<%s>, size=%zu, nrcpt=%zu: refused by the next hop",
+                 id, s->id, s->ip, s->env->sender, msg->len + s->trace.len, s->env->nrcpts);
+        r = s->refused;
+    } else if (s->commit.error == 0) {
         log_info("%s: s=%lu client=[%s], from=<%s>, size=%zu, nrcpt=%zu%s", id, s->id, s->ip,
                  s->env->sender, msg->len + s->trace.len, s->env->nrcpts,
                  s->direct && !s->direct_spooled ? " (delivered directly)" : "");
@@ -587,6 +593,19 @@ session_direct_run(struct work *w)
     s->commit.error = local_direct(s->d->spool, s->cf, s->env, s->commit.parts, &s->direct_spooled);
 }
 
+/* The relay handoff ended (relay_direct.h). */
+static void
+session_handoff_done(void *arg, int error, bool spooled, const struct smtp_reply *refused)
+{
+    struct session *s = arg;
+
+    s->commit.error = error;
+    s->direct_spooled = spooled;
+    if (refused)
+        s->refused = *refused;
+    session_commit_done(&s->commit.work);
+}
+
 static void
 session_commit(struct session *s)
 {
@@ -608,10 +627,18 @@ session_commit(struct session *s)
     };
     s->committing = true;
     s->direct = s->direct_spooled = false;
+    s->refused = (struct smtp_reply){0};
     if (local_direct_eligible(s->cf, s->env)) {
         s->direct = true;
         s->commit.work.run = session_direct_run;
         workpool_submit(s->d->pool, &s->commit.work);
+        return;
+    }
+    if (s->d->mta && relay_direct_eligible(s->cf, s->env)) {
+        struct relay_direct_env env = {s->d->base, s->d->mta, s->d->pool, s->d->spool};
+
+        s->direct = true;
+        relay_direct_start(&env, s->cf, s->env, s->commit.parts, session_handoff_done, s);
         return;
     }
     spool_commit(s->d->spool, &s->commit);

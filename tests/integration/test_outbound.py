@@ -44,6 +44,12 @@ def net(tmp_path):
         s.stop()
 
 
+# Tests of the queue's own behaviour (bounces it builds, retries, a kill
+# during its delivery): without the relay handoff, the client gets 250 and
+# the queue delivers. The handoff's own tests are in test_handoff.py.
+QUEUE_FIRST = "relay-handoff off\n"
+
+
 def relay_petrel(petrel_factory, net, dns, extra=""):
     return petrel_factory(
         trusted=["127.0.0.1"],
@@ -105,7 +111,7 @@ def test_temporary_failure_is_retried(petrel_factory, net):
 def test_permanent_failure_bounces_to_sender(petrel_factory, net):
     dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
     net.peer("127.0.0.2")
-    p = relay_petrel(petrel_factory, net, dns)
+    p = relay_petrel(petrel_factory, net, dns, extra=QUEUE_FIRST)
     send_raw(p.port, SENDER, ["perm@dest.test"], message("will-bounce"), mail_params=" RET=HDRS")
     reports = bounces(p)
     assert len(reports) == 1
@@ -138,7 +144,7 @@ def test_mixed_recipients_get_their_own_outcomes(petrel_factory, net):
 
 def test_null_mx_bounces_at_once(petrel_factory, net):
     dns = net.dns(null_mx=["nomail.test"])
-    p = relay_petrel(petrel_factory, net, dns)
+    p = relay_petrel(petrel_factory, net, dns, extra=QUEUE_FIRST)
     send_raw(p.port, SENDER, ["x@nomail.test"], message("null-mx"))
     fields = status_fields(bounces(p)[0])
     assert fields[0]["Status"] == "5.1.10"
@@ -159,7 +165,7 @@ def test_expired_message_bounces(petrel_factory, net):
 def test_bounce_to_failing_sender_is_not_bounced_again(petrel_factory, net):
     dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
     peer = net.peer("127.0.0.2")
-    p = relay_petrel(petrel_factory, net, dns)
+    p = relay_petrel(petrel_factory, net, dns, extra=QUEUE_FIRST)
     send_raw(p.port, "perm-sender@dest.test", ["perm@dest.test"], message("double"))
     wait_until(lambda: "no DSN for a null sender" in p.stderr(), 20,
                what="the failed bounce to be dropped")
@@ -219,7 +225,7 @@ def test_kill9_during_remote_delivery_loses_nothing(petrel_factory, net):
     dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
     peer = net.peer("127.0.0.2")
     peer.hold_data = True  # accept DATA, then wait before the final reply
-    p = relay_petrel(petrel_factory, net, dns)
+    p = relay_petrel(petrel_factory, net, dns, extra=QUEUE_FIRST)
     send_raw(p.port, SENDER, ["bob@dest.test"], message("kill-mid-delivery"))
     wait_until(lambda: peer.in_data, 20, what="the peer to be inside DATA")
     p.kill9()
@@ -274,7 +280,7 @@ def test_destination_connection_cap_and_a_slow_destination(petrel_factory, net):
                   hosts=[("mx.slow.test", "127.0.0.2"), ("mx.fast.test", "127.0.0.3")])
     slow, fast = net.peer("127.0.0.2"), net.peer("127.0.0.3")
     slow.hold_data = True  # every transaction to slow.test hangs before its final reply
-    p = relay_petrel(petrel_factory, net, dns, extra="limit destination-connections 2\n")
+    p = relay_petrel(petrel_factory, net, dns, extra=QUEUE_FIRST + "limit destination-connections 2\n")
     for i in range(4):
         send_raw(p.port, SENDER, [f"u{i}@slow.test"], message(f"slow-{i}"))
     wait_until(lambda: slow.active == 2, 20, what="two connections to the slow destination")
@@ -397,7 +403,7 @@ def test_ipv6_mx_host(petrel_factory, net):
 def test_smtputf8_message_to_a_host_without_it_bounces(petrel_factory, net):
     dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
     peer = net.peer("127.0.0.2")  # no SMTPUTF8 in its EHLO
-    p = relay_petrel(petrel_factory, net, dns)
+    p = relay_petrel(petrel_factory, net, dns, extra=QUEUE_FIRST)
     send_raw(p.port, SENDER, ["jos\u00e9@dest.test"], message("utf8-needs"),
              mail_params=" SMTPUTF8")
     fields = status_fields(bounces(p)[0])
@@ -426,7 +432,7 @@ def test_notify_success_over_lmtp_says_delivered(petrel_factory, net):
 def test_notify_never_gives_no_bounce(petrel_factory, net):
     dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
     peer = net.peer("127.0.0.2")
-    p = relay_petrel(petrel_factory, net, dns)
+    p = relay_petrel(petrel_factory, net, dns, extra=QUEUE_FIRST)
     with SMTPConn(p.port) as c:
         c.ehlo()
         c.cmd(f"MAIL FROM:<{SENDER}>", 250)
@@ -444,7 +450,7 @@ def test_notify_never_gives_no_bounce(petrel_factory, net):
 def test_bounce_echoes_envid_orcpt_and_returns_full_message(petrel_factory, net):
     dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
     net.peer("127.0.0.2")
-    p = relay_petrel(petrel_factory, net, dns)
+    p = relay_petrel(petrel_factory, net, dns, extra=QUEUE_FIRST)
     with SMTPConn(p.port) as c:
         c.ehlo()
         c.cmd(f"MAIL FROM:<{SENDER}> RET=FULL ENVID=track-42", 250)

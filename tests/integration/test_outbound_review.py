@@ -12,7 +12,7 @@ import time
 
 from conftest import message, send_raw, wait_until
 from peers import Peer
-from test_outbound import SENDER, bounces, net, relay_petrel, status_fields  # noqa: F401
+from test_outbound import QUEUE_FIRST, SENDER, bounces, net, relay_petrel, status_fields  # noqa: F401
 
 
 class SilentDNS:
@@ -196,7 +196,7 @@ def test_every_failed_recipient_is_reported(petrel_factory, net):  # noqa: F811
     ever (RFC 3461 6.2: a failure DSN for each recipient that asked)."""
     dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
     net.peer("127.0.0.2")
-    p = relay_petrel(petrel_factory, net, dns)
+    p = relay_petrel(petrel_factory, net, dns, extra=QUEUE_FIRST)
     rcpts = [f"perm{i}@dest.test" for i in range(300)]
     send_raw(p.port, SENDER, rcpts, message("many-failures"))
     p.wait_queue_empty(timeout=30)

@@ -114,6 +114,7 @@ static void
 test_outbound(void **state)
 {
     struct config *cf = load(LISTEN "retry 1m 2m 1h\nexpire 2d\ndelay-warning 4h\n"
+                                    "relay-handoff 45s\n"
                                     "resolver 127.0.0.1 port 5353\nremote port 2526\n"
                                     "limit outbound-connections 7\n"
                                     "limit destination-connections 2\n"
@@ -130,6 +131,7 @@ test_outbound(void **state)
     assert_int_equal(cf->retry[2], 3600);
     assert_int_equal(cf->expire, 2 * 86400);
     assert_int_equal(cf->delay_warning, 4 * 3600);
+    assert_int_equal(cf->relay_handoff, 45);
     assert_string_equal(cf->resolver, "127.0.0.1");
     assert_int_equal(cf->resolver_port, 5353);
     assert_int_equal(cf->remote_port, 2526);
@@ -149,6 +151,15 @@ test_outbound(void **state)
     expect_error(LISTEN "resolver 127.0.0.1\n", "petrel.conf:2: resolver: missing \"port\"");
     expect_error(LISTEN "action \"l\" lmtp 127.0.0.1\n", "petrel.conf:2: action: missing \"port\"");
     expect_error(LISTEN "remote port 0\n", "petrel.conf:2: remote: 0 is out of range (1-65535)");
+    expect_error(LISTEN "relay-handoff 0s\n",
+                 "petrel.conf:2: relay-handoff: invalid duration \"0s\"");
+    expect_error(LISTEN "relay-handoff 10m\n",
+                 "petrel.conf:2: relay-handoff: invalid duration \"10m\"");
+    cf = load(LISTEN "relay-handoff off\n");
+    if (cf == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(cf->relay_handoff, 0);
+    config_unref(cf);
 }
 
 static void
@@ -189,8 +200,9 @@ test_defaults(void **state)
     assert_int_equal(cf->delay_warning, 0);
     assert_null(cf->resolver);
     assert_int_equal(cf->remote_port, 25);
-    assert_int_equal(cf->max_outbound, 20);
-    assert_int_equal(cf->max_per_destination, 4);
+    assert_int_equal(cf->max_outbound, 100);
+    assert_int_equal(cf->max_per_destination, 20);
+    assert_int_equal(cf->relay_handoff, 10);
     assert_int_equal(cf->max_auth_failures, 3);
     assert_int_equal(cf->auth_throttle, 300);
     config_unref(cf);
