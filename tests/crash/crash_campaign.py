@@ -778,6 +778,32 @@ def check_direct_order(events, qid, method="filesystem"):
     return None
 
 
+def attach_strace(pid, out, calls):
+    """strace -f -tt -y on every thread of pid, writing to out: (tracer,
+    None) once every thread is traced, or (None, why not)."""
+    strace = shutil.which("strace")
+    if not strace:
+        return None, "strace is not installed"
+    tracer = subprocess.Popen([strace, "-f", "-tt", "-y", "-s", "200", "-e", "trace=" + calls,
+                               "-o", str(out), "-p", str(pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def traced():
+        if tracer.poll() is not None:
+            return True
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+            return all(re.search(r"TracerPid:\s+[1-9]", Path(f"/proc/{pid}/task/{t}/status").read_text())
+                       for t in tasks)
+        except OSError:
+            return False
+    wait_for(traced, 10, 0.02)
+    if tracer.poll() is not None:
+        return None, ("strace cannot attach: "
+                      + tracer.stderr.read().decode(errors="replace").strip()[:300])
+    return tracer, None
+
+
 def run_fsync_check(workdir, messages=3, method="filesystem"):
     """strace's proof of the order, with `sync METHOD` (files or filesystem)."""
     strace = shutil.which("strace")
@@ -790,24 +816,9 @@ def run_fsync_check(workdir, messages=3, method="filesystem"):
     tracer = None
     try:
         p.start()
-        tracer = subprocess.Popen([strace, "-f", "-tt", "-y", "-s", "200", "-e",
-                                   "trace=" + STRACE_CALLS, "-o", str(out), "-p", str(p.proc.pid)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-        def traced():
-            if tracer.poll() is not None:
-                return True
-            try:
-                tasks = os.listdir(f"/proc/{p.proc.pid}/task")
-                return all(re.search(r"TracerPid:\s+[1-9]",
-                                     Path(f"/proc/{p.proc.pid}/task/{t}/status").read_text())
-                           for t in tasks)
-            except OSError:
-                return False
-        wait_for(traced, 10, 0.02)
-        if tracer.poll() is not None:
-            return {"skipped": "strace cannot attach: "
-                    + tracer.stderr.read().decode(errors="replace").strip()[:300]}
+        tracer, why = attach_strace(p.proc.pid, out, STRACE_CALLS)
+        if tracer is None:
+            return {"skipped": why}
         ids, direct = [], []
         for i in range(2 * messages):
             # even: local only (the direct path); odd: a remote recipient too (the spool)
