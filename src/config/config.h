@@ -7,6 +7,7 @@
 #ifndef PETREL_CONFIG_H
 #define PETREL_CONFIG_H
 
+#include "base/sync_group.h"
 #include "config/table.h"
 
 #include <stdbool.h>
@@ -149,6 +150,8 @@ struct config {
     unsigned connection_rate; /* limit connection-rate N: per IP per minute, default 0 */
     unsigned message_rate;    /* limit message-rate N: per IP per minute, default 0 */
     unsigned greeting_delay;  /* greeting-delay 0s: hold the 220, refuse early talkers */
+
+    enum sync_method sync; /* sync files|filesystem, default filesystem */
 };
 
 /*

@@ -526,6 +526,18 @@ config_parse_bare_newline(struct config_parser *p, struct config_args *a)
     return config_args_end(p, a);
 }
 
+int
+config_parse_sync(struct config_parser *p, struct config_args *a)
+{
+    if (config_args_accept(a, "filesystem"))
+        p->cf->sync = SYNC_METHOD_FILESYSTEM;
+    else if (config_args_accept(a, "files"))
+        p->cf->sync = SYNC_METHOD_FILES;
+    else
+        return config_args_unexpected(p, a, "\"files\" or \"filesystem\"");
+    return config_args_end(p, a);
+}
+
 /* One punctuation character that cannot already mean something in an address. */
 int
 config_parse_delimiter(struct config_parser *p, struct config_args *a)

@@ -83,6 +83,7 @@ static const struct config_option config_options[] = {
     {"limit", "connection-rate", OPT_COUNT, FIELD(connection_rate), .min = 0, .max = 1000000},
     {"limit", "message-rate", OPT_COUNT, FIELD(message_rate), .min = 0, .max = 1000000},
     {"greeting-delay", NULL, OPT_DURATION, FIELD(greeting_delay), .min = 0, .max = 300},
+    {"sync", .parse = config_parse_sync},
 };
 
 #define NOPTIONS (sizeof(config_options) / sizeof(config_options[0]))
@@ -432,6 +433,7 @@ config_defaults(struct config *cf)
     cf->max_auth_failures = 3;
     cf->auth_throttle = 300;
     cf->max_per_ip = 50;
+    cf->sync = SYNC_METHOD_FILESYSTEM;
 }
 
 static void

@@ -80,6 +80,7 @@ int config_parse_table(struct config_parser *p, struct config_args *a);
 int config_parse_action(struct config_parser *p, struct config_args *a);
 int config_parse_match(struct config_parser *p, struct config_args *a);
 int config_parse_bare_newline(struct config_parser *p, struct config_args *a);
+int config_parse_sync(struct config_parser *p, struct config_args *a);
 int config_parse_delimiter(struct config_parser *p, struct config_args *a);
 /* TLS and privileges, in config_pki.c. */
 int config_parse_pki(struct config_parser *p, struct config_args *a);

@@ -2,11 +2,10 @@
 #include "delivery/maildir.h"
 
 #include "base/fdio.h"
-#include "base/xmalloc.h"
+#include "base/sync_group.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -48,9 +47,6 @@ maildir_path(const char *tmpl, const char *user, char *out, size_t n, char *err,
     return 0;
 }
 
-/* mkdir -p for the Maildir and its three subdirectories. */
-static int fsync_path(const char *path);
-
 /* Creates dir (and its parents), tmp/, new/ and cur/. What it creates is
  * made durable too (each new directory's parent fsync'ed), or a message in
  * a brand-new mailbox could outlive a power loss that its mailbox does not. */
@@ -89,7 +85,7 @@ maildir_make(const char *dir)
     snprintf(path, sizeof(path), "%s", dir);
     for (;;) {
         char *slash;
-        int r = fsync_path(path);
+        int r = sync_group_dir(path);
 
         if (r < 0)
             return r;
@@ -144,83 +140,6 @@ write_lf(int fd, const char *msg, size_t len)
     return fd_write_all(fd, out, o);
 }
 
-/*
- * Group commit for new/ directories: one fsync covers every rename into the
- * directory that happened before it started. A delivery needs a sync that
- * starts after its rename; while one runs, the deliveries that arrive wait
- * for the next one, which one of them runs for all. Busy mailboxes get far
- * fewer directory flushes, and none is ever skipped.
- */
-struct dir_sync {
-    char path[4096 + 8];
-    unsigned long started, done; /* syncs begun and finished */
-    int error;                   /* of the last finished sync: 0 or -errno */
-    bool running;
-    unsigned users;
-    struct dir_sync *next;
-};
-
-static pthread_mutex_t dir_sync_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t dir_sync_done = PTHREAD_COND_INITIALIZER;
-static struct dir_sync *dir_syncs;
-
-static int
-fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) < 0)
-        r = -errno;
-    close(fd);
-    return r;
-}
-
-static int
-sync_dir(const char *path)
-{
-    struct dir_sync *ds, **pp;
-    unsigned long need;
-    int r;
-
-    pthread_mutex_lock(&dir_sync_lock);
-    for (ds = dir_syncs; ds && strcmp(ds->path, path) != 0; ds = ds->next)
-        ;
-    if (ds == NULL) {
-        ds = xcalloc(1, sizeof(*ds));
-        snprintf(ds->path, sizeof(ds->path), "%s", path);
-        ds->next = dir_syncs;
-        dir_syncs = ds;
-    }
-    ds->users++;
-    need = ds->started + 1; /* a sync that begins after our rename */
-    while (ds->done < need) {
-        if (ds->running) {
-            pthread_cond_wait(&dir_sync_done, &dir_sync_lock);
-            continue;
-        }
-        ds->running = true;
-        ds->started++;
-        pthread_mutex_unlock(&dir_sync_lock);
-        r = fsync_path(path);
-        pthread_mutex_lock(&dir_sync_lock);
-        ds->running = false;
-        ds->done = ds->started;
-        ds->error = r;
-        pthread_cond_broadcast(&dir_sync_done);
-    }
-    r = ds->error;
-    if (--ds->users == 0 && !ds->running) {
-        for (pp = &dir_syncs; *pp != ds; pp = &(*pp)->next)
-            ;
-        *pp = ds->next;
-        free(ds);
-    }
-    pthread_mutex_unlock(&dir_sync_lock);
-    return r;
-}
-
 int
 maildir_deliver(const char *dir, const char *head, const char *msg, size_t len, char *err,
                 size_t errlen)
@@ -248,8 +167,8 @@ maildir_deliver(const char *dir, const char *head, const char *msg, size_t len, 
     r = fd_write_all(fd, head, strlen(head));
     if (r == 0)
         r = write_lf(fd, msg, len);
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
+    if (r == 0)
+        r = sync_group_data(fd); /* the data, before its name */
     if (close(fd) < 0 && r == 0)
         r = -errno;
     if (r == 0 && rename(tmp, dst) < 0)
@@ -259,7 +178,7 @@ maildir_deliver(const char *dir, const char *head, const char *msg, size_t len, 
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-r));
         return r;
     }
-    if ((r = sync_dir(newdir)) < 0)
+    if ((r = sync_group_dir(newdir)) < 0) /* the name, before the caller acks */
         snprintf(err, errlen, "cannot sync %s: %s", newdir, strerror(-r));
     return r;
 }

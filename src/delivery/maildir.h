@@ -1,6 +1,7 @@
 /*
  * Delivery into a Maildir (https://cr.yp.to/proto/maildir.html): write in
- * tmp/ under a unique name, fsync, rename into new/, fsync new/. Blocking:
+ * tmp/ under a unique name, sync its data (sync_group_data), rename into
+ * new/, fsync new/ (shared: sync_group_dir). Blocking:
  * call from a worker thread.
  */
 #ifndef PETREL_MAILDIR_H

@@ -8,6 +8,7 @@
 
 #include "base/fdio.h"
 #include "base/log.h"
+#include "base/sync_group.h"
 #include "base/xmalloc.h"
 #include "control/control_server.h"
 #include "inbound/client_limits.h"
@@ -295,6 +296,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
         (cf->user && strcmp(cf->user, d->cf->user) != 0))
         log_warn("reload: a new `user` takes effect only after a restart");
     listeners_sync(d, cf);
+    sync_group_set_method(cf->sync); /* syncs already waiting finish as they began */
     config_unref(d->cf);
     d->cf = cf;
     log_info("configuration reloaded from %s", d->config_path);
@@ -524,6 +526,7 @@ daemon_start(struct daemon *d, const char *config_path)
         daemon_release(d);
         return 2;
     }
+    sync_group_set_method(d->cf->sync);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     if (daemon_open(d) != 0) {
@@ -537,6 +540,7 @@ static void
 log_spool_stats(const struct daemon *d)
 {
     const struct spool_stats *st = spool_stats(d->spool);
+    const struct sync_group_stats *sg = sync_group_stats();
     unsigned long commits = atomic_load(&st->commits), dirs = atomic_load(&st->dir_syncs);
 
     log_info("spool: %lu messages committed in %lu batches with %lu directory syncs "
@@ -544,6 +548,11 @@ log_spool_stats(const struct daemon *d)
              commits, (unsigned long)atomic_load(&st->batches), dirs,
              dirs ? (double)commits / (double)dirs : 0.0,
              (unsigned long)atomic_load(&st->file_syncs));
+    log_info(
+        "sync: %lu data syncs (spool and Maildirs) served by %lu system calls, "
+        "%lu Maildir directory syncs by %lu",
+        (unsigned long)atomic_load(&sg->data_calls), (unsigned long)atomic_load(&sg->data_syscalls),
+        (unsigned long)atomic_load(&sg->dir_calls), (unsigned long)atomic_load(&sg->dir_syscalls));
 }
 
 int

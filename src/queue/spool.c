@@ -1,19 +1,21 @@
 /*
  * Spool on a POSIX file system. Ordering, as in every careful MTA: write
- * the file in tmp/, fdatasync it (data and size are durable), rename into
- * queue/ (atomic: readers never see a partial file), fsync queue/ (the
- * name is durable). A crash before the directory sync loses only messages
- * that were never acknowledged; one after it loses nothing.
+ * the file in tmp/, make its data durable (sync_group_data: data and size),
+ * rename into queue/ (atomic: readers never see a partial file), fsync
+ * queue/ (the name is durable). A crash before the directory sync loses
+ * only messages that were never acknowledged; one after it loses nothing.
  *
  * Commits run on threads of their own, never behind deliveries:
- * SPOOL_WRITERS writers write, fdatasync and rename messages in parallel
- * (concurrent syncs are merged into shared device flushes by the block
- * layer), and one committer fsyncs queue/ once for every message renamed
- * since its last fsync (group commit), then completes them.
+ * SPOOL_WRITERS writers write, sync and rename messages in parallel (their
+ * data syncs are shared: one syncfs serves every writer waiting when it
+ * starts, see base/sync_group.h), and one committer fsyncs queue/ once for
+ * every message renamed since its last fsync (group commit), then
+ * completes them.
  */
 #include "queue/spool.h"
 
 #include "base/fdio.h"
+#include "base/sync_group.h"
 #include "base/xmalloc.h"
 
 #include <dirent.h>
@@ -93,8 +95,8 @@ commit_write(struct spool *sp, struct spool_commit *c)
     if (fd < 0)
         return errno;
     r = write_all(fd, c->parts, 3);
-    if (r == 0 && fdatasync(fd) < 0)
-        r = -errno;
+    if (r == 0)
+        r = sync_group_data(fd); /* returns before the rename, never after */
     atomic_fetch_add(&sp->stats.file_syncs, 1);
     close(fd);
     if (r < 0)
@@ -431,8 +433,8 @@ spool_journal(struct spool *sp, const char *id, const char *lines, size_t n)
     if (fd < 0)
         return -errno;
     r = write_all(fd, &part, 1);
-    if (r == 0 && fdatasync(fd) < 0)
-        r = -errno;
+    if (r == 0)
+        r = sync_group_data(fd);
     atomic_fetch_add(&sp->stats.file_syncs, 1);
     close(fd);
     return r;

@@ -25,7 +25,7 @@ struct spool;
 struct spool_stats {
     atomic_ulong commits;    /* messages committed */
     atomic_ulong batches;    /* group commits */
-    atomic_ulong file_syncs; /* fdatasync of message and journal files */
+    atomic_ulong file_syncs; /* data syncs of message and journal files (sync_group_data) */
     atomic_ulong dir_syncs;  /* fsync of directories */
 };
 

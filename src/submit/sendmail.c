@@ -585,6 +585,7 @@ sendmail_run(const struct sendmail_opts *o, const char *config_path)
         fprintf(stderr, "sendmail: %s\n", err);
         return EX_CONFIG;
     }
+    sync_group_set_method(cf->sync);
     user_lookup(&u, o->fullname);
     rc = o->mode == SENDMAIL_SMTP ? run_smtp(cf, &u) : run_deliver(cf, o, &u);
     config_unref(cf);

@@ -5,7 +5,8 @@ several clients send at full speed, restarted, N times; afterwards every
 message that got a 250 must be in its Maildir or at the sink (an SMTP
 server on loopback standing for the Internet). Then the disk-full run
 (the spool on a 2 MB tmpfs) and the fsync check (strace shows the file
-and directory syncs before the 250). docs/durability.md explains it all.
+data and directory syncs before the 250, with `sync filesystem` and with
+`sync files`). docs/durability.md explains it all.
 
     tests/crash/crash_campaign.py [--cycles 100] [--seed S] [--build build]
 
@@ -633,7 +634,7 @@ def report_disk_full(r):
 # ---------------------------------------------------------------------------
 # fsync evidence: strace shows data sync, rename, directory sync, then 250
 
-STRACE_CALLS = "write,writev,sendto,sendmsg,fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat"
+STRACE_CALLS = "write,writev,sendto,sendmsg,fsync,fdatasync,syncfs,rename,renameat,renameat2,unlink,unlinkat"
 LINE_RE = re.compile(r"^(\d+)\s+(\d\d:\d\d:\d\d\.\d+)\s+(.*)$")
 
 
@@ -659,8 +660,36 @@ def parse_strace(text):
     return events
 
 
-def check_order(events, qid):
-    """None when, for qid, fdatasync(tmp/ID) < rename tmp/ID -> queue/ID <
+def data_sync(events, fd_suffix, written, before, method):
+    """The call that made the data written to a file durable: after its
+    last write returned (index written) and done before index before,
+    either an fsync/fdatasync of that file (strace -y shows its path ending
+    in fd_suffix) or, with `sync filesystem`, a syncfs that started after
+    the write. None if there is none."""
+    for ev in events:
+        c = ev[3]
+        if ev[0] <= written or ev[1] >= before or "= 0" not in c:
+            continue
+        if c.startswith(("fdatasync(", "fsync(")) and f"{fd_suffix}>" in c:
+            return ev
+        if method == "filesystem" and c.startswith("syncfs("):
+            return ev
+    return None
+
+
+def last_write(events, fd_suffix, before):
+    """The last write to the file whose path ends in fd_suffix that
+    started before index before, or None."""
+    found = None
+    for ev in events:
+        if ev[0] < before and ev[3].startswith(("write(", "writev(")) and f"{fd_suffix}>" in ev[3]:
+            found = ev
+    return found
+
+
+def check_order(events, qid, method="filesystem"):
+    """None when, for qid, a data sync of tmp/ID (its fdatasync, or a
+    syncfs that started after its last write) < rename tmp/ID -> queue/ID <
     fsync(queue/) < the write of "queued as ID"; else what is missing."""
     def first(pred, after):
         for ev in events:
@@ -668,13 +697,17 @@ def check_order(events, qid):
                 return ev
         return None
 
-    sync = first(lambda c: c.startswith("fdatasync(") and f"tmp/{qid}>" in c and "= 0" in c, -1)
-    if not sync:
-        return "no fdatasync of tmp/" + qid
     ren = first(lambda c: c.startswith("rename") and f"tmp/{qid}" in c and f"queue/{qid}" in c
-                and "= 0" in c, sync[1])
+                and "= 0" in c, -1)
     if not ren:
-        return f"no rename of tmp/{qid} after its fdatasync returned"
+        return f"no rename of tmp/{qid} into queue/"
+    wrote = last_write(events, f"tmp/{qid}", ren[0])
+    if not wrote:
+        return f"no write of tmp/{qid} before its rename"
+    if not data_sync(events, f"tmp/{qid}", wrote[1], ren[0], method):
+        return (f"no data sync of tmp/{qid} ("
+                + ("fdatasync" if method == "files" else "fdatasync or a later syncfs")
+                + ") between its last write and its rename")
     dsync = first(lambda c: c.startswith("fsync(") and "/queue>" in c and "= 0" in c, ren[1])
     if not dsync:
         return f"no fsync of queue/ after the rename of {qid}"
@@ -686,9 +719,9 @@ def check_order(events, qid):
     return None
 
 
-def maildir_durable(events, qid):
+def maildir_durable(events, qid, method="filesystem"):
     """The event of the fsync of new/ that made the Maildir copy of qid
-    durable after its file fsync and rename, or what is missing (a str)."""
+    durable after its data sync and rename, or what is missing (a str)."""
     def first(pred, after):
         for ev in events:
             if ev[0] > after and pred(ev[3]):
@@ -700,24 +733,23 @@ def maildir_durable(events, qid):
     if not m:
         return f"no Maildir write of {qid}"
     mdir, name = m.groups()
-    sync = first(lambda c: c.startswith("fsync(") and f"{mdir}/tmp/{name}>" in c and "= 0" in c,
-                 body[1])
-    if not sync:
-        return f"no fsync of the Maildir file of {qid}"
     ren = first(lambda c: c.startswith("rename") and f"{mdir}/new/{name}" in c and "= 0" in c,
-                sync[1])
+                body[1])
     if not ren:
-        return f"no rename into new/ of {qid} after its fsync"
+        return f"no rename into new/ of {qid}"
+    wrote = last_write(events, f"{mdir}/tmp/{name}", ren[0])
+    if not wrote or not data_sync(events, f"{mdir}/tmp/{name}", wrote[1], ren[0], method):
+        return f"no data sync of the Maildir file of {qid} between its last write and its rename"
     dsync = first(lambda c: c.startswith("fsync(") and f"{mdir}/new>" in c and "= 0" in c, ren[1])
     if not dsync:
         return f"no fsync of {mdir}/new after the rename of {qid}"
     return dsync
 
 
-def check_delivery_order(events, qid):
-    """None when the Maildir copy of qid was fsync'ed, renamed into new/
+def check_delivery_order(events, qid, method="filesystem"):
+    """None when the Maildir copy of qid was synced, renamed into new/
     and new/ fsync'ed before queue/ID was unlinked; else what is wrong."""
-    dsync = maildir_durable(events, qid)
+    dsync = maildir_durable(events, qid, method)
     if isinstance(dsync, str):
         return dsync
     gone = next((ev for ev in events if ev[3].startswith("unlink")
@@ -729,11 +761,11 @@ def check_delivery_order(events, qid):
     return None
 
 
-def check_direct_order(events, qid):
+def check_direct_order(events, qid, method="filesystem"):
     """The direct path (local mail only): None when the Maildir copy was
-    fsync'ed, renamed and new/ fsync'ed before the 250 was written, and no
+    synced, renamed and new/ fsync'ed before the 250 was written, and no
     queue file was made; else what is wrong."""
-    dsync = maildir_durable(events, qid)
+    dsync = maildir_durable(events, qid, method)
     if isinstance(dsync, str):
         return dsync
     ack = next((ev for ev in events if f"queued as {qid}" in ev[3]), None)
@@ -746,35 +778,47 @@ def check_direct_order(events, qid):
     return None
 
 
-def run_fsync_check(workdir, messages=3):
+def attach_strace(pid, out, calls):
+    """strace -f -tt -y on every thread of pid, writing to out: (tracer,
+    None) once every thread is traced, or (None, why not)."""
+    strace = shutil.which("strace")
+    if not strace:
+        return None, "strace is not installed"
+    tracer = subprocess.Popen([strace, "-f", "-tt", "-y", "-s", "200", "-e", "trace=" + calls,
+                               "-o", str(out), "-p", str(pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def traced():
+        if tracer.poll() is not None:
+            return True
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+            return all(re.search(r"TracerPid:\s+[1-9]", Path(f"/proc/{pid}/task/{t}/status").read_text())
+                       for t in tasks)
+        except OSError:
+            return False
+    wait_for(traced, 10, 0.02)
+    if tracer.poll() is not None:
+        return None, ("strace cannot attach: "
+                      + tracer.stderr.read().decode(errors="replace").strip()[:300])
+    return tracer, None
+
+
+def run_fsync_check(workdir, messages=3, method="filesystem"):
+    """strace's proof of the order, with `sync METHOD` (files or filesystem)."""
     strace = shutil.which("strace")
     if not strace:
         return {"skipped": "strace is not installed"}
-    root = Path(workdir) / "fsync"
+    root = Path(workdir) / f"fsync-{method}"
     sink = Sink()
-    p = make_petrel(root, sink.port)
+    p = make_petrel(root, sink.port, extra=f"sync {method}\n")
     out = root / "strace.out"
     tracer = None
     try:
         p.start()
-        tracer = subprocess.Popen([strace, "-f", "-tt", "-y", "-s", "200", "-e",
-                                   "trace=" + STRACE_CALLS, "-o", str(out), "-p", str(p.proc.pid)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-        def traced():
-            if tracer.poll() is not None:
-                return True
-            try:
-                tasks = os.listdir(f"/proc/{p.proc.pid}/task")
-                return all(re.search(r"TracerPid:\s+[1-9]",
-                                     Path(f"/proc/{p.proc.pid}/task/{t}/status").read_text())
-                           for t in tasks)
-            except OSError:
-                return False
-        wait_for(traced, 10, 0.02)
-        if tracer.poll() is not None:
-            return {"skipped": "strace cannot attach: "
-                    + tracer.stderr.read().decode(errors="replace").strip()[:300]}
+        tracer, why = attach_strace(p.proc.pid, out, STRACE_CALLS)
+        if tracer is None:
+            return {"skipped": why}
         ids, direct = [], []
         for i in range(2 * messages):
             # even: local only (the direct path); odd: a remote recipient too (the spool)
@@ -791,9 +835,14 @@ def run_fsync_check(workdir, messages=3):
         tracer.send_signal(signal.SIGINT)  # detaches; petreld runs on
         tracer.wait(timeout=20)
         events = parse_strace(out.read_text(errors="replace"))
-        errors = [e for q in ids for e in (check_order(events, q), check_delivery_order(events, q))
-                  if e]
-        errors += [e for q in direct if (e := check_direct_order(events, q))]
+        errors = [e for q in ids for e in (check_order(events, q, method),
+                                           check_delivery_order(events, q, method)) if e]
+        errors += [e for q in direct if (e := check_direct_order(events, q, method))]
+        syncfs = sum(1 for ev in events if ev[3].startswith("syncfs("))
+        if method == "files" and syncfs:
+            errors.append(f"sync files: {syncfs} syncfs calls")
+        if method == "filesystem" and not syncfs:
+            errors.append("sync filesystem: no syncfs call")
         return {"errors": errors, "ids": ids, "direct": direct, "events": len(events)}
     finally:
         if tracer is not None and tracer.poll() is None:
@@ -836,19 +885,20 @@ def main():
                 skipped.append("disk full")
             else:
                 failures += ["disk full: " + f for f in disk_full_failures(d)]
-        if not args.skip_fsync:
-            f = run_fsync_check(work)
+        for method in ([] if args.skip_fsync else ["filesystem", "files"]):
+            f = run_fsync_check(work, method=method)
+            sync = "fdatasync" if method == "files" else "syncfs"
             if "skipped" in f:
-                log(f"fsync check: skipped ({f['skipped']})")
-                skipped.append("fsync")
+                log(f"fsync check (sync {method}): skipped ({f['skipped']})")
+                skipped.append(f"fsync ({method})")
             else:
-                log(f"fsync check: {len(f['ids'])} queued and {len(f['direct'])} direct "
-                    f"messages, {f['events']} traced calls, "
-                    + ("queued: data fdatasync, rename, queue/ fsync, then 250; Maildir fsync, "
-                       "rename, new/ fsync, then the queue file removed; direct: Maildir fsync, "
-                       "rename, new/ fsync, then 250, no queue file: in that order"
+                log(f"fsync check (sync {method}): {len(f['ids'])} queued and "
+                    f"{len(f['direct'])} direct messages, {f['events']} traced calls, "
+                    + (f"queued: data {sync}, rename, queue/ fsync, then 250; Maildir {sync}, "
+                       "rename, new/ fsync, then the queue file removed; direct: Maildir "
+                       f"{sync}, rename, new/ fsync, then 250, no queue file: in that order"
                        if not f["errors"] else "FAILED"))
-                failures += ["fsync: " + e for e in f["errors"]]
+                failures += [f"fsync ({method}): " + e for e in f["errors"]]
     except BaseException as e:  # pytest.fail from the harness is a BaseException
         failures.append(f"{type(e).__name__}: {e}")
         raise

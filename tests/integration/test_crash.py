@@ -42,8 +42,9 @@ def test_full_spool_says_452_and_loses_nothing(tmp_path):
 
 
 @pytest.mark.deadline(90)
-def test_syncs_come_before_the_250(tmp_path):
-    r = cc.run_fsync_check(tmp_path)
+@pytest.mark.parametrize("method", ["filesystem", "files"])
+def test_syncs_come_before_the_250(tmp_path, method):
+    r = cc.run_fsync_check(tmp_path, method=method)
     if "skipped" in r:
         pytest.skip(r["skipped"])
     assert not r["errors"], "\n".join(r["errors"])
@@ -89,8 +90,10 @@ GOOD = """\
 
 def test_the_order_check_rejects_an_early_250():
     """The strace checker itself: it accepts the right order and rejects a
-    250 written while the directory fsync is still running, or without it."""
+    250 written while the directory fsync is still running, or without it,
+    or a rename with no data sync before it."""
     assert cc.check_order(cc.parse_strace(GOOD), "AAAA") is None
+    assert cc.check_order(cc.parse_strace(GOOD), "AAAA", "files") is None
     early = GOOD.replace("9 12:00:00.000005 writev(10<socket:[1]>, [{iov_base=\"354 go",
                          "9 12:00:00.000005 writev(10<socket:[1]>, [{iov_base=\"250 2.0.0 Ok: "
                          "queued as AAAA")
@@ -98,4 +101,29 @@ def test_the_order_check_rejects_an_early_250():
     no_dir_sync = "\n".join(ln for ln in GOOD.splitlines() if "fsync(8" not in ln and "fsync resumed" not in ln)
     assert "no fsync of queue/" in cc.check_order(cc.parse_strace(no_dir_sync), "AAAA")
     no_data_sync = GOOD.replace("fdatasync", "fstat")
-    assert "no fdatasync" in cc.check_order(cc.parse_strace(no_data_sync), "AAAA")
+    assert "no data sync" in cc.check_order(cc.parse_strace(no_data_sync), "AAAA")
+
+
+# `sync filesystem`: another thread's syncfs, started after the write
+# returned and done before the rename, is the data sync.
+GOOD_SYNCFS = """\
+10 12:00:00.000001 writev(11</s/spool/tmp/AAAA>, [...], 3) = 10
+12 12:00:00.000002 syncfs(13</s/spool/tmp/BBBB> <unfinished ...>
+12 12:00:00.000003 <... syncfs resumed>) = 0
+10 12:00:00.000004 renameat2(AT_FDCWD, "/s/spool/tmp/AAAA", AT_FDCWD, "/s/spool/queue/AAAA", RENAME_NOREPLACE) = 0
+10 12:00:00.000005 fsync(8</s/spool/queue>) = 0
+9 12:00:00.000006 writev(10<socket:[1]>, [{iov_base="250 2.0.0 Ok: queued as AAAA\\r\\n"}], 1) = 30
+"""
+
+
+def test_the_order_check_with_syncfs():
+    """A syncfs counts as the data sync only with `sync filesystem`, and
+    only if it started after the write returned and ended before the
+    rename."""
+    assert cc.check_order(cc.parse_strace(GOOD_SYNCFS), "AAAA") is None
+    assert "no data sync" in cc.check_order(cc.parse_strace(GOOD_SYNCFS), "AAAA", "files")
+    lines = GOOD_SYNCFS.splitlines()
+    started_before = "\n".join([lines[1], lines[0]] + lines[2:])  # began before the write
+    assert "no data sync" in cc.check_order(cc.parse_strace(started_before), "AAAA")
+    ended_after = "\n".join([lines[0], lines[1], lines[3], lines[2]] + lines[4:])  # after the rename
+    assert "no data sync" in cc.check_order(cc.parse_strace(ended_after), "AAAA")

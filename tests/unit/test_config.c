@@ -350,6 +350,30 @@ test_flags_off_and_delimiter_none(void **state)
 }
 
 static void
+test_sync_method(void **state)
+{
+    struct config *cf = load(LISTEN);
+
+    (void)state;
+    assert_non_null(cf);
+    assert_int_equal(cf->sync, SYNC_METHOD_FILESYSTEM); /* the default */
+    config_unref(cf);
+    cf = load(LISTEN "sync files\n");
+    assert_non_null(cf);
+    assert_int_equal(cf->sync, SYNC_METHOD_FILES);
+    config_unref(cf);
+    cf = load(LISTEN "sync filesystem\n");
+    assert_non_null(cf);
+    assert_int_equal(cf->sync, SYNC_METHOD_FILESYSTEM);
+    config_unref(cf);
+    expect_error(LISTEN "sync\n", "petrel.conf:2: sync: missing \"files\" or \"filesystem\"");
+    expect_error(LISTEN "sync disk\n",
+                 "petrel.conf:2: sync: expected \"files\" or \"filesystem\", found \"disk\"");
+    expect_error(LISTEN "sync files files\n",
+                 "petrel.conf:2: sync: unexpected extra argument \"files\"");
+}
+
+static void
 test_strings_and_comments(void **state)
 {
     struct config *cf = load("# leading comment\n"
@@ -866,6 +890,7 @@ main(void)
         cmocka_unit_test(test_outbound),
         cmocka_unit_test(test_full_grammar),
         cmocka_unit_test(test_flags_off_and_delimiter_none),
+        cmocka_unit_test(test_sync_method),
         cmocka_unit_test(test_strings_and_comments),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_parse_string),
