@@ -134,8 +134,7 @@ note_outcome(struct handoff *h, struct envelope_rcpt *r, const struct mta_result
         qmgr_log(h->env, r, host, "sent", text);
         break;
     case 5:
-        r->state = RCPT_FAILED;
-        qmgr_log(h->env, r, host, "bounced", text);
+        r->state = RCPT_FAILED; /* logged once it is known who is told */
         break;
     default:
         r->attempts = 1;
@@ -156,6 +155,14 @@ mta_done(struct mta_request *req)
         note_outcome(h, &h->env->rcpts[h->idx[k]], &req->results[k]);
         delivered += h->env->rcpts[h->idx[k]].state == RCPT_DELIVERED;
         failed += h->env->rcpts[h->idx[k]].state == RCPT_FAILED;
+    }
+    for (size_t k = 0; k < req->nrcpts; k++) {
+        const struct envelope_rcpt *r = &h->env->rcpts[h->idx[k]];
+
+        if (r->state == RCPT_FAILED)
+            qmgr_log(h->env, r, req->results[k].host[0] ? req->results[k].host : "none",
+                     failed == req->nrcpts ? "refused (the client is told)" : "bounced",
+                     r->error);
     }
     if (delivered == req->nrcpts) {
         handoff_finish(h, 0, false, NULL);
