@@ -52,6 +52,7 @@ static struct group *groups;
 static struct sync_group_stats stats;
 static atomic_int method = SYNC_METHOD_FILESYSTEM;
 static int (*_Atomic syncfs_fn)(int fd) = syncfs;
+static int (*_Atomic fdatasync_fn)(int fd) = fdatasync;
 
 void
 sync_group_set_method(enum sync_method m)
@@ -75,6 +76,12 @@ void
 sync_group_set_syncfs(int (*fn)(int fd))
 {
     atomic_store(&syncfs_fn, fn ? fn : syncfs);
+}
+
+void
+sync_group_set_fdatasync(int (*fn)(int fd))
+{
+    atomic_store(&fdatasync_fn, fn ? fn : fdatasync);
 }
 
 /* Called with group_lock held. */
@@ -110,9 +117,12 @@ group_put(struct group *g)
 }
 
 /* Waits for a run of sync (0 or -errno) that starts after this call,
- * running it when no other caller is. */
+ * running it when no other caller is. A caller alone in its group runs
+ * solo (if given) instead, which serves it only: returns 1 then, or
+ * -errno. */
 static int
-group_sync(const char *key, int (*sync)(const void *), const void *arg, atomic_ulong *syscalls)
+group_sync(const char *key, int (*sync)(const void *), int (*solo)(const void *), const void *arg,
+           atomic_ulong *syscalls)
 {
     struct group *g;
     unsigned long need;
@@ -125,6 +135,15 @@ group_sync(const char *key, int (*sync)(const void *), const void *arg, atomic_u
         if (g->running) {
             pthread_cond_wait(&group_done, &group_lock);
             continue;
+        }
+        if (solo && g->users == 1) {
+            pthread_mutex_unlock(&group_lock);
+            atomic_fetch_add(syscalls, 1);
+            r = solo(arg);
+            pthread_mutex_lock(&group_lock);
+            group_put(g);
+            pthread_mutex_unlock(&group_lock);
+            return r < 0 ? r : 1;
         }
         g->running = true;
         g->started++;
@@ -156,6 +175,12 @@ run_syncfs(const void *arg)
 }
 
 static int
+run_fdatasync(const void *arg)
+{
+    return atomic_load(&fdatasync_fn)(*(const int *)arg) < 0 ? -errno : 0;
+}
+
+static int
 run_fsync_dir(const void *arg)
 {
     const char *path = arg;
@@ -184,8 +209,10 @@ sync_group_data(int fd)
     if (fstat(fd, &st) < 0)
         return -errno;
     snprintf(key, sizeof(key), "dev %ju", (uintmax_t)st.st_dev);
-    if ((r = group_sync(key, run_syncfs, &fd, &stats.data_syscalls)) < 0)
-        return r;
+    /* Alone, the file's own fdatasync is enough and flushes nothing else:
+     * the file system is synced only when that serves several callers. */
+    if ((r = group_sync(key, run_syncfs, run_fdatasync, &fd, &stats.data_syscalls)) != 0)
+        return r < 0 ? r : 0;
     /* this file's own writeback errors, as fdatasync would report them */
     if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER) < 0)
         return -errno;
@@ -199,5 +226,5 @@ sync_group_dir(const char *path)
 
     atomic_fetch_add(&stats.dir_calls, 1);
     snprintf(key, sizeof(key), "dir %s", path);
-    return group_sync(key, run_fsync_dir, path, &stats.dir_syscalls);
+    return group_sync(key, run_fsync_dir, NULL, path, &stats.dir_syscalls);
 }

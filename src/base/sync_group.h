@@ -28,7 +28,9 @@ enum sync_method sync_group_method(void);
  * Makes the data of the file behind fd durable (what was written to it
  * before the call). With SYNC_METHOD_FILESYSTEM: waits for a syncfs of
  * fd's file system that started after this call began, then checks this
- * file's own writeback errors. Returns 0 or -errno; a failed syncfs fails
+ * file's own writeback errors; a caller with no other caller of its file
+ * system in sight fdatasyncs its file instead (no one to share with, and
+ * nothing else flushed). Returns 0 or -errno; a failed syncfs fails
  * every caller it served.
  */
 int sync_group_data(int fd);
@@ -51,5 +53,8 @@ const struct sync_group_stats *sync_group_stats(void);
 /* Tests only: replaces syncfs(2) (a function returning 0 or -1 with errno
  * set); NULL restores it. */
 void sync_group_set_syncfs(int (*fn)(int fd));
+/* Tests only: the same for the fdatasync(2) of a caller alone in its
+ * group (SYNC_METHOD_FILESYSTEM); `sync files` always calls the real one. */
+void sync_group_set_fdatasync(int (*fn)(int fd));
 
 #endif

@@ -38,7 +38,7 @@ static char tmpdir[] = "/tmp/petrel-sync-XXXXXX";
  */
 static pthread_mutex_t model_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned written[THREADS], durable[THREADS];
-static atomic_int fake_calls, fake_errno;
+static atomic_int fake_calls, fake_errno, fake_fdatasyncs;
 
 static int
 fake_syncfs(int fd)
@@ -61,6 +61,38 @@ fake_syncfs(int fd)
     for (int i = 0; i < THREADS; i++)
         if (seen[i] > durable[i])
             durable[i] = seen[i];
+    pthread_mutex_unlock(&model_lock);
+    return 0;
+}
+
+/* The same model for the fdatasync of a caller alone in its group: its own
+ * file's writes before it started are durable when it returns. */
+static int fd_owner[1024];
+
+static int
+fake_fdatasync(int fd)
+{
+    struct timespec nap = {0, 1000 * 1000};
+    int e = atomic_load(&fake_errno), id = fd >= 0 && fd < 1024 ? fd_owner[fd] : -1;
+    unsigned seen;
+
+    atomic_fetch_add(&fake_calls, 1);
+    atomic_fetch_add(&fake_fdatasyncs, 1);
+    if (id < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    pthread_mutex_lock(&model_lock);
+    seen = written[id];
+    pthread_mutex_unlock(&model_lock);
+    nanosleep(&nap, NULL);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    pthread_mutex_lock(&model_lock);
+    if (seen > durable[id])
+        durable[id] = seen;
     pthread_mutex_unlock(&model_lock);
     return 0;
 }
@@ -114,7 +146,8 @@ run_workers(struct worker *w, int rounds)
         snprintf(path, sizeof(path), "%s/f%d", tmpdir, i);
         w[i] = (struct worker){.id = i, .rounds = rounds, .start = &start};
         w[i].fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        assert_true(w[i].fd >= 0);
+        assert_true(w[i].fd >= 0 && w[i].fd < 1024);
+        fd_owner[w[i].fd] = i;
         assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
     }
     for (int i = 0; i < THREADS; i++) {
@@ -153,7 +186,9 @@ reset(void **state)
     (void)state;
     sync_group_set_method(SYNC_METHOD_FILESYSTEM);
     sync_group_set_syncfs(NULL);
+    sync_group_set_fdatasync(NULL);
     atomic_store(&fake_calls, 0);
+    atomic_store(&fake_fdatasyncs, 0);
     atomic_store(&fake_errno, 0);
     return 0;
 }
@@ -187,6 +222,7 @@ test_each_caller_waits_for_a_later_sync(void **state)
 
     (void)state;
     sync_group_set_syncfs(fake_syncfs);
+    sync_group_set_fdatasync(fake_fdatasync);
     run_workers(w, ROUNDS);
     for (int i = 0; i < THREADS; i++) {
         assert_int_equal(w[i].result, 0);
@@ -206,6 +242,7 @@ test_error_reaches_every_caller(void **state)
 
     (void)state;
     sync_group_set_syncfs(fake_syncfs);
+    sync_group_set_fdatasync(fake_fdatasync);
     atomic_store(&fake_errno, EIO);
     run_workers(w, 1);
     for (int i = 0; i < THREADS; i++)
@@ -214,6 +251,36 @@ test_error_reaches_every_caller(void **state)
     run_workers(w, 1);
     for (int i = 0; i < THREADS; i++)
         assert_int_equal(w[i].result, 0);
+}
+
+/* A caller alone syncs its own file: nothing else on the file system is
+ * flushed for it, and its write is durable when the call returns. */
+static void
+test_alone_syncs_its_own_file(void **state)
+{
+    char path[128];
+    int fd;
+
+    (void)state;
+    sync_group_set_syncfs(fake_syncfs);
+    sync_group_set_fdatasync(fake_fdatasync);
+    snprintf(path, sizeof(path), "%s/alone", tmpdir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0 && fd < 1024);
+    fd_owner[fd] = 0;
+    memset(written, 0, sizeof(written));
+    memset(durable, 0, sizeof(durable));
+    for (unsigned r = 1; r <= 3; r++) {
+        assert_int_equal(write(fd, "x", 1), 1);
+        written[0] = r;
+        assert_int_equal(sync_group_data(fd), 0);
+        assert_int_equal(durable[0], r);
+    }
+    assert_int_equal(atomic_load(&fake_fdatasyncs), 3);
+    assert_int_equal(atomic_load(&fake_calls), 3); /* no syncfs */
+    atomic_store(&fake_errno, EIO);
+    assert_int_equal(sync_group_data(fd), -EIO);
+    close(fd);
 }
 
 /* `sync files`: one fdatasync per call, no syncfs at all. */
@@ -285,6 +352,7 @@ main(void)
         cmocka_unit_test_setup(test_syncfs_concurrent_callers, reset),
         cmocka_unit_test_setup(test_each_caller_waits_for_a_later_sync, reset),
         cmocka_unit_test_setup(test_error_reaches_every_caller, reset),
+        cmocka_unit_test_setup(test_alone_syncs_its_own_file, reset),
         cmocka_unit_test_setup(test_files_method_syncs_each_file, reset),
         cmocka_unit_test_setup(test_bad_fd, reset),
         cmocka_unit_test_setup(test_dir_syncs, reset),
