@@ -161,8 +161,7 @@ mta_done(struct mta_request *req)
 
         if (r->state == RCPT_FAILED)
             qmgr_log(h->env, r, req->results[k].host[0] ? req->results[k].host : "none",
-                     failed == req->nrcpts ? "refused (the client is told)" : "bounced",
-                     r->error);
+                     failed == req->nrcpts ? "refused (the client is told)" : "bounced", r->error);
     }
     if (delivered == req->nrcpts) {
         handoff_finish(h, 0, false, NULL);
