@@ -93,6 +93,9 @@ struct mta {
 
 static void dest_kick(struct dest *d);
 static void conn_connect(struct conn *c);
+static bool conn_step(struct conn *c);
+static void conn_read(struct bufferevent *bev, void *arg);
+static void conn_event(struct bufferevent *bev, short what, void *arg);
 
 /* The wait for the connection's next step: secs, or less when the request
  * it serves asks for it (a client is waiting for the relay handoff). */
@@ -103,9 +106,6 @@ conn_wait(const struct conn *c, unsigned secs)
         secs = c->req->timeout;
     return (struct timeval){(time_t)secs, 0};
 }
-static bool conn_step(struct conn *c);
-static void conn_read(struct bufferevent *bev, void *arg);
-static void conn_event(struct bufferevent *bev, short what, void *arg);
 
 /* ---- requests ---- */
 
