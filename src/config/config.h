@@ -170,6 +170,9 @@ struct config *config_parse_string(const char *name, const char *text, char *err
  * The last config_unref frees the config with its tables, actions and
  * rules; config_unref(NULL) does nothing. */
 struct config *config_ref(struct config *cf);
+/* The action called name, or NULL (a recipient queued under a config that
+ * a reload has since changed may name one that is gone). */
+struct action *config_find_action(const struct config *cf, const char *name);
 void config_unref(struct config *cf);
 
 /* Human units: digits, then optionally one of K M G T (powers of 1024,

@@ -92,7 +92,6 @@ int config_args_pki(struct config_parser *p, struct config_args *a, struct confi
 
 /* Lookups by name over what is defined so far; NULL if absent. */
 struct table *config_find_table(const struct config *cf, const char *name);
-struct action *config_find_action(const struct config *cf, const char *name);
 struct config_pki *config_find_pki(const struct config *cf, const char *name);
 /* Names of tables, actions and pkis: letters, digits, - _ . */
 bool config_valid_name(const char *s);

@@ -44,6 +44,8 @@ split_error(const char *err, int kind, char *status, size_t slen, char *host, si
 static const char *
 action_of(const struct config *cf, int kind, const struct envelope_rcpt *r)
 {
+    const struct action *a = config_find_action(cf, r->action);
+
     if (kind == DSN_DELAY)
         return "delayed";
     if (kind == DSN_FAILURE)
@@ -51,10 +53,7 @@ action_of(const struct config *cf, int kind, const struct envelope_rcpt *r)
     if (r->kind == RCPT_MAILDIR)
         return "delivered";
     /* LMTP is final delivery; SMTP relaying is not (RFC 3464 2.3.3). */
-    for (size_t i = 0; i < cf->nactions; i++)
-        if (strcmp(cf->actions[i].name, r->action) == 0)
-            return cf->actions[i].kind == ACTION_LMTP ? "delivered" : "relayed";
-    return "relayed";
+    return a && a->kind == ACTION_LMTP ? "delivered" : "relayed";
 }
 
 static int

@@ -22,14 +22,10 @@ local_direct_eligible(const struct config *cf, const struct envelope *e)
         return false;
     for (size_t i = 0; i < e->nrcpts; i++) {
         const struct envelope_rcpt *r = &e->rcpts[i];
-        bool found = false;
+        const struct action *a = config_find_action(cf, r->action);
 
-        if (r->kind != RCPT_MAILDIR || (r->notify & SMTP_NOTIFY_SUCCESS))
-            return false;
-        for (size_t k = 0; k < cf->nactions && !found; k++)
-            found = cf->actions[k].kind == ACTION_MAILDIR &&
-                    strcmp(cf->actions[k].name, r->action) == 0;
-        if (!found)
+        if (r->kind != RCPT_MAILDIR || (r->notify & SMTP_NOTIFY_SUCCESS) || a == NULL ||
+            a->kind != ACTION_MAILDIR)
             return false;
     }
     return true;

@@ -329,23 +329,6 @@ struct remote_batch {
     size_t idx[];
 };
 
-static const char *
-rcpt_domain(const struct envelope_rcpt *r)
-{
-    const char *at = strrchr(r->address, '@');
-
-    return at ? at + 1 : "";
-}
-
-static const struct action *
-action_named(const struct config *cf, const char *name)
-{
-    for (size_t i = 0; i < cf->nactions; i++)
-        if (strcmp(cf->actions[i].name, name) == 0)
-            return &cf->actions[i];
-    return NULL;
-}
-
 static void
 remote_done(struct mta_request *req)
 {
@@ -390,7 +373,7 @@ remote_group(struct qmsg *m, size_t first, bool *taken, const char *map, size_t 
     struct envelope *e = m->env;
     const struct envelope_rcpt *r = &e->rcpts[first];
     struct remote_batch *b = xcalloc(1, sizeof(*b) + e->nrcpts * sizeof(size_t));
-    const struct action *a = action_named(m->cf, r->action);
+    const struct action *a = config_find_action(m->cf, r->action);
     /* A smarthost or LMTP server is one destination whatever the domains. */
     bool fixed_host = a && a->host;
     size_t n = 0;
@@ -400,7 +383,7 @@ remote_group(struct qmsg *m, size_t first, bool *taken, const char *map, size_t 
 
         if (taken[i] || o->kind != RCPT_RELAY || !qmgr_rcpt_due(m, o) ||
             strcmp(o->action, r->action) != 0 ||
-            (!fixed_host && strcasecmp(rcpt_domain(o), rcpt_domain(r)) != 0))
+            (!fixed_host && strcasecmp(envelope_rcpt_domain(o), envelope_rcpt_domain(r)) != 0))
             continue;
         taken[i] = true;
         b->idx[n++] = i;
@@ -414,8 +397,8 @@ remote_group(struct qmsg *m, size_t first, bool *taken, const char *map, size_t 
         .nrcpts = n,
         .msg = map + e->data_offset,
         .len = maplen - e->data_offset,
-        .domain = rcpt_domain(r),
-        .action = action_named(m->cf, r->action),
+        .domain = envelope_rcpt_domain(r),
+        .action = config_find_action(m->cf, r->action),
         .done = remote_done,
         .arg = b,
         .results = xcalloc(n, sizeof(struct mta_result)),
@@ -438,7 +421,7 @@ remote_start(struct qmsg *m)
 
         if (taken[i] || e->rcpts[i].kind != RCPT_RELAY || !qmgr_rcpt_due(m, &e->rcpts[i]))
             continue;
-        if (m->q->mta == NULL || action_named(m->cf, e->rcpts[i].action) == NULL) {
+        if (m->q->mta == NULL || config_find_action(m->cf, e->rcpts[i].action) == NULL) {
             taken[i] = true;
             qmgr_rcpt_deferred(m, i, "4.3.5 no outbound route in the configuration");
             continue;

@@ -13,15 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-static const struct action *
-action_find(const struct config *cf, const char *name)
-{
-    for (size_t i = 0; i < cf->nactions; i++)
-        if (strcmp(cf->actions[i].name, name) == 0)
-            return &cf->actions[i];
-    return NULL;
-}
-
 /* Writes to every terminal of the user; true if one took it. */
 static bool
 deliver_terminals(const struct config *cf, const struct envelope *e, const char *user,
@@ -67,7 +58,7 @@ int
 local_deliver(const struct config *cf, const struct envelope *e, const struct envelope_rcpt *r,
               struct str trace, const char *msg, size_t len, char *err, size_t errlen)
 {
-    const struct action *a = action_find(cf, r->action);
+    const struct action *a = config_find_action(cf, r->action);
     int mode = cf->terminal_delivery ? e->mode : SMTP_MODE_MAIL;
     bool tty;
 

@@ -41,23 +41,6 @@ struct handoff {
     size_t idx[];
 };
 
-static const char *
-rcpt_domain(const struct envelope_rcpt *r)
-{
-    const char *at = strrchr(r->address, '@');
-
-    return at ? at + 1 : "";
-}
-
-static const struct action *
-action_named(const struct config *cf, const char *name)
-{
-    for (size_t i = 0; i < cf->nactions; i++)
-        if (strcmp(cf->actions[i].name, name) == 0)
-            return &cf->actions[i];
-    return NULL;
-}
-
 bool
 relay_direct_eligible(const struct config *cf, const struct envelope *e)
 {
@@ -65,7 +48,7 @@ relay_direct_eligible(const struct config *cf, const struct envelope *e)
 
     if (cf->relay_handoff == 0 || e->mode != SMTP_MODE_MAIL || e->nrcpts == 0)
         return false;
-    a = action_named(cf, e->rcpts[0].action);
+    a = config_find_action(cf, e->rcpts[0].action);
     if (a == NULL || (a->kind != ACTION_RELAY && a->kind != ACTION_LMTP))
         return false;
     for (size_t i = 0; i < e->nrcpts; i++) {
@@ -74,7 +57,8 @@ relay_direct_eligible(const struct config *cf, const struct envelope *e)
         /* RFC 3461 6.2.2: a success DSN may be owed ("relayed"): queue it. */
         if (r->kind != RCPT_RELAY || (r->notify & SMTP_NOTIFY_SUCCESS) ||
             strcmp(r->action, a->name) != 0 ||
-            (!a->host && strcasecmp(rcpt_domain(r), rcpt_domain(&e->rcpts[0])) != 0))
+            (!a->host &&
+             strcasecmp(envelope_rcpt_domain(r), envelope_rcpt_domain(&e->rcpts[0])) != 0))
             return false;
     }
     return true;
@@ -233,8 +217,8 @@ relay_direct_start(const struct relay_direct_env *env, const struct config *cf, 
         .nrcpts = e->nrcpts,
         .msg = h->data.data,
         .len = h->data.len,
-        .domain = rcpt_domain(first),
-        .action = action_named(cf, first->action),
+        .domain = envelope_rcpt_domain(first),
+        .action = config_find_action(cf, first->action),
         .timeout = cf->relay_handoff,
         .done = mta_done,
         .arg = h,

@@ -87,6 +87,14 @@ envelope_has_rcpt(const struct envelope *e, enum rcpt_kind kind, const char *act
     return false;
 }
 
+const char *
+envelope_rcpt_domain(const struct envelope_rcpt *r)
+{
+    const char *at = strrchr(r->address, '@');
+
+    return at ? at + 1 : "";
+}
+
 size_t
 envelope_pending(const struct envelope *e)
 {

@@ -60,6 +60,8 @@ struct envelope_rcpt *envelope_add_rcpt(struct envelope *e, enum rcpt_kind kind,
 /* True when a recipient with the same kind, action and address exists. */
 bool envelope_has_rcpt(const struct envelope *e, enum rcpt_kind kind, const char *action,
                        const char *address);
+/* The domain of r's address ("" without an @). */
+const char *envelope_rcpt_domain(const struct envelope_rcpt *r);
 /* Recipients not yet final. */
 size_t envelope_pending(const struct envelope *e);
 
