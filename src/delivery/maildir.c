@@ -47,6 +47,17 @@ maildir_path(const char *tmpl, const char *user, char *out, size_t n, char *err,
     return 0;
 }
 
+/* mkdir that tells whether it made path: 0 (made or there), or -errno. */
+static int
+make_dir(const char *path, bool *made)
+{
+    if (mkdir(path, 0700) == 0)
+        *made = true;
+    else if (errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
 /* Creates dir (and its parents), tmp/, new/ and cur/. What it creates is
  * made durable too (each new directory's parent fsync'ed), or a message in
  * a brand-new mailbox could outlive a power loss that its mailbox does not. */
@@ -56,28 +67,23 @@ maildir_make(const char *dir)
     char path[4096];
     static const char *const subs[] = {"tmp", "new", "cur"};
     bool made = false;
+    int r;
 
     snprintf(path, sizeof(path), "%s", dir);
     for (char *p = path + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(path, 0700) == 0)
-            made = true;
-        else if (errno != EEXIST)
-            return -errno;
+        if ((r = make_dir(path, &made)) < 0)
+            return r;
         *p = '/';
     }
-    if (mkdir(path, 0700) == 0)
-        made = true;
-    else if (errno != EEXIST)
-        return -errno;
+    if ((r = make_dir(path, &made)) < 0)
+        return r;
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, subs[i]);
-        if (mkdir(path, 0700) == 0)
-            made = true;
-        else if (errno != EEXIST)
-            return -errno;
+        if ((r = make_dir(path, &made)) < 0)
+            return r;
     }
     if (!made)
         return 0;
@@ -85,9 +91,8 @@ maildir_make(const char *dir)
     snprintf(path, sizeof(path), "%s", dir);
     for (;;) {
         char *slash;
-        int r = sync_group_dir(path);
 
-        if (r < 0)
+        if ((r = sync_group_dir(path)) < 0)
             return r;
         slash = strrchr(path, '/');
         if (slash == NULL || slash == path)

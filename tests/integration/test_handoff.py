@@ -184,3 +184,11 @@ def test_unknown_domain_is_refused_at_once(petrel_factory, net):
     r = send_one(p.port, ["bob@nowhere.test"], "nxdomain", code=550)
     assert r.status == "5.1.2", r
     assert queue_files(p) == []
+
+
+def test_null_mx_domain_is_refused_at_once(petrel_factory, net):
+    dns = net.dns(mx=DEST, hosts=HOSTS, null_mx=["nomail.test"])
+    p = relay_petrel(petrel_factory, net, dns)
+    r = send_one(p.port, ["bob@nomail.test"], "null-mx", code=556)
+    assert r.status == "5.1.10", r  # RFC 7505 3
+    assert queue_files(p) == []
