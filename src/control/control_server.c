@@ -133,7 +133,7 @@ pickup(struct control_server *cs, const char *id, char *text, size_t n)
     snprintf(path, sizeof(path), "%s/queue/%s", spool_dir(cs->sp), id);
     if (stat(path, &st) < 0)
         return reply_rc(-errno, id, "", text, n);
-    qmgr_submit(cs->q, id);
+    qmgr_submit(cs->q, id, NULL);
     snprintf(text, n, "%s queued for delivery", id);
     return true;
 }

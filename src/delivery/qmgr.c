@@ -197,7 +197,7 @@ pass_end(struct qmsg *m)
     int64_t next = 0;
 
     for (int i = 0; i < m->ndsns; i++)
-        qmgr_submit(m->q, m->new_dsns[i]);
+        qmgr_submit(m->q, m->new_dsns[i], NULL);
     m->ndsns = 0;
     m->running = m->flush = m->reflush = false;
     for (size_t i = 0; e && !m->removed && i < e->nrcpts; i++) {
@@ -438,9 +438,13 @@ remote_start(struct qmsg *m)
 /* ---- public ---- */
 
 void
-qmgr_submit(struct qmgr *q, const char *id)
+qmgr_submit(struct qmgr *q, const char *id, const struct envelope *e)
 {
-    qmsg_pass(qmsg_get(q, id));
+    struct qmsg *m = qmsg_get(q, id);
+
+    if (e && !m->running) /* ETRN and flush find it before its pass reads it */
+        note_domains(m, e);
+    qmsg_pass(m);
 }
 
 /* At start every queued message gets one attempt at once, whatever its
@@ -571,6 +575,6 @@ qmgr_release(struct qmgr *q, const char *id)
     if (r < 0)
         return r;
     log_info("%s: released by the administrator", id);
-    qmgr_submit(q, id);
+    qmgr_submit(q, id, NULL);
     return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+struct envelope;
 struct event_base;
 struct qmgr;
 
@@ -23,8 +24,9 @@ struct mta;
 struct qmgr *qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp,
                       struct mta *mta, struct config *(*current)(void *arg), void *arg);
 void qmgr_free(struct qmgr *q);
-/* A message was committed: deliver what can be delivered now. */
-void qmgr_submit(struct qmgr *q, const char *id);
+/* A message was committed: deliver what can be delivered now. The envelope,
+ * when the caller has it, tells ETRN at once which domains it waits for. */
+void qmgr_submit(struct qmgr *q, const char *id, const struct envelope *e);
 /* Start-up: every message in the spool gets a delivery attempt. */
 size_t qmgr_recover(struct qmgr *q);
 /* Shutdown: start nothing new; jobs already running finish. */

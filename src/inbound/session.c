@@ -568,7 +568,7 @@ session_commit_done(struct work *w)
                  s->env->sender, msg->len + s->trace.len, s->env->nrcpts,
                  s->direct && !s->direct_spooled ? " (delivered directly)" : "");
         if (!s->direct || s->direct_spooled)
-            qmgr_submit(s->d->qmgr, id);
+            qmgr_submit(s->d->qmgr, id, s->env);
     } else {
         log_warn("%s: s=%lu spool commit failed: %s", id, s->id, strerror(s->commit.error));
         if (s->commit.error == ENOSPC || s->commit.error == EDQUOT)

@@ -189,6 +189,24 @@ def test_etrn_starts_delivery_for_its_domain(petrel_factory, net):
     p.wait_queue_empty()
 
 
+@pytest.mark.parametrize("extra", ["", QUEUE_FIRST], ids=["handoff", "queue"])
+def test_etrn_right_after_the_250_finds_the_message(petrel_factory, net, extra):
+    """The message's first pass may still be reading it when ETRN comes:
+    ETRN counts it all the same and it goes out once that pass is over."""
+    dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
+    peer = net.peer("127.0.0.2")
+    p = relay_petrel(petrel_factory, net, dns, extra)
+    with SMTPConn(p.port) as c:
+        c.ehlo()
+        c.cmd(f"MAIL FROM:<{SENDER}>", 250)
+        c.cmd("RCPT TO:<tempfirst@dest.test>", 250)
+        c.data(message("etrn-at-once") + b"\r\n.\r\n", 250)
+        c.cmd("ETRN dest.test", 253, "2.0.0")
+    wait_until(lambda: peer.received("tempfirst@dest.test"), 20, what="delivery after ETRN")
+    assert peer.attempts["tempfirst@dest.test"] == 2
+    p.wait_queue_empty()
+
+
 def test_dsn_parameters_are_passed_on(petrel_factory, net):
     dns = net.dns(mx=[("dest.test", "mx1.dest.test", 10)], hosts=[("mx1.dest.test", "127.0.0.2")])
     peer = net.peer("127.0.0.2")
