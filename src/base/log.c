@@ -11,12 +11,14 @@
 
 static const char *log_prog = "petrel";
 static bool log_debug_on;
+static long log_pid; /* glibc no longer caches getpid(): a system call per line */
 
 void
 log_init(const char *progname, bool debug)
 {
     log_prog = progname;
     log_debug_on = debug;
+    log_pid = (long)getpid();
 }
 
 static void
@@ -25,7 +27,8 @@ log_emit(const char *level, const char *fmt, va_list ap, const char *suffix)
     char line[2048];
     int n, m;
 
-    n = snprintf(line, sizeof(line), "%s[%ld]: %s: ", log_prog, (long)getpid(), level);
+    n = snprintf(line, sizeof(line), "%s[%ld]: %s: ", log_prog, log_pid ? log_pid : (long)getpid(),
+                 level);
     m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     if (m < 0)
         m = 0;
