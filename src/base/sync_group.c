@@ -137,10 +137,15 @@ group_sync(const char *key, int (*sync)(const void *), int (*solo)(const void *)
             continue;
         }
         if (solo && g->users == 1) {
+            /* running, so that callers arriving now wait and share the next
+             * sync rather than start one beside it; it serves no one else */
+            g->running = true;
             pthread_mutex_unlock(&group_lock);
             atomic_fetch_add(syscalls, 1);
             r = solo(arg);
             pthread_mutex_lock(&group_lock);
+            g->running = false;
+            pthread_cond_broadcast(&group_done);
             group_put(g);
             pthread_mutex_unlock(&group_lock);
             return r < 0 ? r : 1;
