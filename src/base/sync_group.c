@@ -43,11 +43,11 @@ struct group {
     int error;                   /* its -errno */
     bool running;
     unsigned users;
+    pthread_cond_t done_cond; /* this group's syncs only: no waking of others' waiters */
     struct group *next;
 };
 
 static pthread_mutex_t group_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t group_done = PTHREAD_COND_INITIALIZER;
 static struct group *groups;
 static struct sync_group_stats stats;
 static atomic_int method = SYNC_METHOD_FILESYSTEM;
@@ -95,6 +95,7 @@ group_get(const char *key)
     if (g == NULL) {
         g = xcalloc(1, sizeof(*g));
         snprintf(g->key, sizeof(g->key), "%s", key);
+        pthread_cond_init(&g->done_cond, NULL);
         g->next = groups;
         groups = g;
     }
@@ -113,6 +114,7 @@ group_put(struct group *g)
     for (pp = &groups; *pp != g; pp = &(*pp)->next)
         ;
     *pp = g->next;
+    pthread_cond_destroy(&g->done_cond);
     free(g);
 }
 
@@ -133,7 +135,7 @@ group_sync(const char *key, int (*sync)(const void *), int (*solo)(const void *)
     need = g->started + 1;
     while (g->done < need) {
         if (g->running) {
-            pthread_cond_wait(&group_done, &group_lock);
+            pthread_cond_wait(&g->done_cond, &group_lock);
             continue;
         }
         if (solo && g->users == 1) {
@@ -145,7 +147,7 @@ group_sync(const char *key, int (*sync)(const void *), int (*solo)(const void *)
             r = solo(arg);
             pthread_mutex_lock(&group_lock);
             g->running = false;
-            pthread_cond_broadcast(&group_done);
+            pthread_cond_broadcast(&g->done_cond);
             group_put(g);
             pthread_mutex_unlock(&group_lock);
             return r < 0 ? r : 1;
@@ -162,7 +164,7 @@ group_sync(const char *key, int (*sync)(const void *), int (*solo)(const void *)
             g->failed = g->done;
             g->error = r;
         }
-        pthread_cond_broadcast(&group_done);
+        pthread_cond_broadcast(&g->done_cond);
     }
     /* any failed sync from ours on may have lost our data: fail safe */
     r = g->failed >= need ? g->error : 0;

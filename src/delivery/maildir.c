@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -102,36 +103,59 @@ maildir_make(const char *dir)
     return 0;
 }
 
-/* time.MusecPpidQn.host, with '/' and ':' in host escaped as the spec says. */
+/* The host part of Maildir names, with '/' and ':' escaped as the spec
+ * says, and the PID: read once, not by two system calls per delivery. */
+static char unique_host[512] = "localhost";
+static long unique_pid;
+static pthread_once_t unique_once = PTHREAD_ONCE_INIT;
+
+static void
+unique_init(void)
+{
+    char host[256] = "localhost";
+    size_t j = 0;
+
+    gethostname(host, sizeof(host) - 1);
+    for (size_t i = 0; host[i] && j + 5 < sizeof(unique_host); i++) {
+        if (host[i] == '/' || host[i] == ':')
+            j += (size_t)snprintf(unique_host + j, sizeof(unique_host) - j, "\\%03o",
+                                  (unsigned char)host[i]);
+        else
+            unique_host[j++] = host[i];
+    }
+    unique_host[j] = '\0';
+    unique_pid = (long)getpid();
+}
+
+/* time.MusecPpidQn.host */
 static void
 maildir_unique(char *out, size_t n)
 {
     static atomic_uint deliveries;
-    char host[256] = "localhost", safe[512];
     struct timeval tv;
-    size_t j = 0;
 
+    pthread_once(&unique_once, unique_init);
     gettimeofday(&tv, NULL);
-    gethostname(host, sizeof(host) - 1);
-    for (size_t i = 0; host[i] && j + 5 < sizeof(safe); i++) {
-        if (host[i] == '/' || host[i] == ':')
-            j += (size_t)snprintf(safe + j, sizeof(safe) - j, "\\%03o", (unsigned char)host[i]);
-        else
-            safe[j++] = host[i];
-    }
-    safe[j] = '\0';
-    snprintf(out, n, "%lld.M%ldP%ldQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-             atomic_fetch_add(&deliveries, 1), safe);
+    snprintf(out, n, "%lld.M%ldP%ldQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec, unique_pid,
+             atomic_fetch_add(&deliveries, 1), unique_host);
 }
 
-/* Writes msg with each CRLF turned into LF (Maildir files use LF). */
+/* Writes head as it is, then msg with each CRLF turned into LF (Maildir
+ * files use LF): one write(2) for a message that fits the buffer. */
 static int
-write_lf(int fd, const char *msg, size_t len)
+write_lf(int fd, const char *head, const char *msg, size_t len)
 {
     char out[65536];
-    size_t o = 0;
+    size_t o = 0, hlen = strlen(head);
     int r;
 
+    if (hlen > sizeof(out) / 2) {
+        if ((r = fd_write_all(fd, head, hlen)) < 0)
+            return r;
+    } else {
+        memcpy(out, head, hlen);
+        o = hlen;
+    }
     for (size_t i = 0; i < len; i++) {
         if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')
             continue;
@@ -169,9 +193,7 @@ maildir_deliver(const char *dir, const char *head, const char *msg, size_t len, 
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return r;
     }
-    r = fd_write_all(fd, head, strlen(head));
-    if (r == 0)
-        r = write_lf(fd, msg, len);
+    r = write_lf(fd, head, msg, len);
     if (r == 0)
         r = sync_group_data(fd); /* the data, before its name */
     if (close(fd) < 0 && r == 0)

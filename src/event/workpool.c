@@ -54,12 +54,18 @@ workpool_drain(evutil_socket_t fd, short what, void *arg)
 {
     struct workpool *pool = arg;
     struct work *list, *next, *rev = NULL;
+    size_t n = 0;
 
     (void)fd;
     (void)what;
     pthread_mutex_lock(&pool->lock);
     list = pool->finished;
     pool->finished = NULL;
+    for (struct work *w = list; w; w = w->next)
+        n++;
+    /* no longer pending once their done() runs, below, before the loop
+     * could ask: one lock for the batch */
+    pool->pending -= n;
     pthread_mutex_unlock(&pool->lock);
     for (; list; list = next) { /* restore completion order */
         next = list->next;
@@ -68,9 +74,6 @@ workpool_drain(evutil_socket_t fd, short what, void *arg)
     }
     for (; rev; rev = next) {
         next = rev->next;
-        pthread_mutex_lock(&pool->lock);
-        pool->pending--;
-        pthread_mutex_unlock(&pool->lock);
         rev->done(rev);
     }
 }
@@ -106,8 +109,10 @@ workpool_submit(struct workpool *pool, struct work *w)
     else
         pool->queue = w;
     pool->queue_tail = w;
-    pthread_cond_signal(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
+    /* after the unlock: a worker woken while the lock is still held would
+     * only block on it again (two more futex calls per job) */
+    pthread_cond_signal(&pool->wake);
 }
 
 void

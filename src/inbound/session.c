@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,14 +128,37 @@ session_end(struct session *s)
     session_free(s);
 }
 
+/* Through the bufferevent: it sends when the socket can take it. Writing
+ * is enabled only here, with something to send; enabled while the output
+ * is empty, it would add EPOLLOUT just to be told the socket is writable. */
+static void
+session_queue_output(struct session *s, const void *data, size_t len)
+{
+    bufferevent_write(s->bev, data, len);
+    bufferevent_enable(s->bev, EV_WRITE);
+}
+
 static void
 session_flush(struct session *s)
 {
     struct buf *out = smtp_server_output(s->smtp);
+    size_t sent = 0;
 
     if (out->len == 0)
         return;
-    bufferevent_write(s->bev, out->data, out->len);
+    /* Straight to the socket when nothing waits before it (the usual case):
+     * through the bufferevent, each reply would arm and disarm EPOLLOUT,
+     * two epoll_ctl calls and a loop pass. What the socket does not take,
+     * or an error, goes to the bufferevent, which sends or reports it. */
+    if (bufferevent_openssl_get_ssl(s->bev) == NULL &&
+        evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+        ssize_t n = send(bufferevent_getfd(s->bev), out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n > 0)
+            sent = (size_t)n;
+    }
+    if (sent < out->len)
+        session_queue_output(s, out->data + sent, out->len - sent);
     buf_reset(out);
 }
 
@@ -679,7 +703,9 @@ session_use_bev(struct session *s, struct bufferevent *bev)
     s->bev = bev;
     bufferevent_setcb(bev, session_read, session_write, session_event, s);
     bufferevent_setwatermark(bev, EV_READ, 0, SESSION_INPUT_MAX);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* writing is enabled when there is something to send (session_queue_output);
+     * TLS has its handshake to write from the start */
+    bufferevent_enable(bev, bufferevent_openssl_get_ssl(bev) ? EV_READ | EV_WRITE : EV_READ);
 }
 
 /* RFC 5321 3.1: the client waits for the greeting. One that talks first
@@ -700,7 +726,7 @@ session_early_talker(struct session *s)
     buf_reset(smtp_server_output(s->smtp)); /* the 220 never leaves */
     evbuffer_drain(bufferevent_get_input(s->bev),
                    evbuffer_get_length(bufferevent_get_input(s->bev)));
-    bufferevent_write(s->bev, line, (size_t)n);
+    session_queue_output(s, line, (size_t)n);
     session_close_after_flush(s);
 }
 
