@@ -152,7 +152,8 @@ session_flush(struct session *s)
      * or an error, goes to the bufferevent, which sends or reports it. */
     if (bufferevent_openssl_get_ssl(s->bev) == NULL &&
         evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-        ssize_t n = send(bufferevent_getfd(s->bev), out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(bufferevent_getfd(s->bev), out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
         if (n > 0)
             sent = (size_t)n;
