@@ -12,6 +12,7 @@
 static const char *log_prog = "petrel";
 static bool log_debug_on;
 static long log_pid; /* glibc no longer caches getpid(): a system call per line */
+static char log_prefix[256];
 
 void
 log_init(const char *progname, bool debug)
@@ -19,6 +20,7 @@ log_init(const char *progname, bool debug)
     log_prog = progname;
     log_debug_on = debug;
     log_pid = (long)getpid();
+    snprintf(log_prefix, sizeof(log_prefix), "%.200s[%ld]: ", progname, log_pid);
 }
 
 static void
@@ -27,8 +29,16 @@ log_emit(const char *level, const char *fmt, va_list ap, const char *suffix)
     char line[2048];
     int n, m;
 
-    n = snprintf(line, sizeof(line), "%s[%ld]: %s: ", log_prog, log_pid ? log_pid : (long)getpid(),
-                 level);
+    if (log_pid) { /* "prog[pid]: " is the same on every line: copied, not formatted */
+        size_t plen = strlen(log_prefix), llen = strlen(level);
+
+        memcpy(line, log_prefix, plen);
+        memcpy(line + plen, level, llen);
+        memcpy(line + plen + llen, ": ", 2);
+        n = (int)(plen + llen + 2);
+    } else {
+        n = snprintf(line, sizeof(line), "%s[%ld]: %s: ", log_prog, (long)getpid(), level);
+    }
     m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     if (m < 0)
         m = 0;
