@@ -140,31 +140,48 @@ maildir_unique(char *out, size_t n)
              atomic_fetch_add(&deliveries, 1), unique_host);
 }
 
+/* Appends n octets to out (flushed to fd whenever it fills). */
+static int
+out_put(int fd, char *out, size_t cap, size_t *o, const char *p, size_t n)
+{
+    while (n > 0) {
+        size_t k = cap - *o < n ? cap - *o : n;
+        int r;
+
+        memcpy(out + *o, p, k);
+        *o += k;
+        p += k;
+        n -= k;
+        if (*o == cap) {
+            if ((r = fd_write_all(fd, out, cap)) < 0)
+                return r;
+            *o = 0;
+        }
+    }
+    return 0;
+}
+
 /* Writes head as it is, then msg with each CRLF turned into LF (Maildir
- * files use LF): one write(2) for a message that fits the buffer. */
+ * files use LF; a CR on its own stays): one write(2) for a message that
+ * fits the buffer, and memchr/memcpy per line, not a test per octet. */
 static int
 write_lf(int fd, const char *head, const char *msg, size_t len)
 {
     char out[65536];
-    size_t o = 0, hlen = strlen(head);
+    size_t o = 0, i = 0;
     int r;
 
-    if (hlen > sizeof(out) / 2) {
-        if ((r = fd_write_all(fd, head, hlen)) < 0)
+    if ((r = out_put(fd, out, sizeof(out), &o, head, strlen(head))) < 0)
+        return r;
+    while (i < len) {
+        const char *cr = memchr(msg + i, '\r', len - i);
+        size_t run = cr ? (size_t)(cr - (msg + i)) : len - i;
+        bool crlf = cr && (size_t)(cr - msg) + 1 < len && cr[1] == '\n';
+
+        /* the text before the CR, and the CR itself unless an LF follows */
+        if ((r = out_put(fd, out, sizeof(out), &o, msg + i, run + (cr && !crlf))) < 0)
             return r;
-    } else {
-        memcpy(out, head, hlen);
-        o = hlen;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')
-            continue;
-        out[o++] = msg[i];
-        if (o == sizeof(out)) {
-            if ((r = fd_write_all(fd, out, o)) < 0)
-                return r;
-            o = 0;
-        }
+        i += run + (cr ? 1 : 0);
     }
     return fd_write_all(fd, out, o);
 }

@@ -4,6 +4,8 @@
  */
 #include "smtp/smtp_data.h"
 
+#include <string.h>
+
 static void
 data_put(struct smtp_data *d, const char *p, size_t n)
 {
@@ -61,6 +63,36 @@ data_text_run(struct smtp_data *d, const char *p, size_t n)
         d->line_len += i;
         if (d->line_len > d->max_line && !d->binary)
             d->long_line = true;
+    }
+    return i;
+}
+
+/* At a line start in the body (past the header: no per-line bookkeeping
+ * left but the dot and the length): whole lines that end in CRLF, hold no
+ * other CR, do not start with '.' and are not too long are content as they
+ * are, so a run of them is found with memchr and appended in one go. Stops
+ * before the first line that is not like that, or is not complete yet; the
+ * octet-wise path takes it from there, as it would have from the start. */
+static size_t
+data_body_run(struct smtp_data *d, const char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && p[i] != '.') {
+        const char *lf = memchr(p + i, '\n', n - i);
+        size_t text;
+
+        if (lf == NULL)
+            break;
+        text = (size_t)(lf - (p + i)); /* octets before the LF */
+        if (text == 0 || p[i + text - 1] != '\r' || text - 1 > d->max_line ||
+            memchr(p + i, '\r', text - 1) != NULL)
+            break;
+        i += text + 1;
+    }
+    if (i) {
+        data_put(d, p, i);
+        d->line_start = d->out->len;
     }
     return i;
 }
@@ -149,6 +181,11 @@ smtp_data_feed(struct smtp_data *d, const char *p, size_t n, bool *done)
 
     *done = false;
     while (i < n) {
+        if (d->state == SMTP_DATA_BOL && !d->in_header) {
+            i += data_body_run(d, p + i, n - i);
+            if (i == n)
+                break;
+        }
         if (d->state == SMTP_DATA_TEXT) {
             i += data_text_run(d, p + i, n - i);
             if (i == n)

@@ -104,6 +104,55 @@ test_first_delivery_makes_the_mailbox(void **state)
     assert_string_equal(buf, "Return-Path: <s@example.net>\nSubject: hi\n\nbody\n");
 }
 
+/* The body conversion (CRLF to LF, a lone CR kept) over more than the
+ * writer's 64 KiB buffer, with CRs and CRLFs around its boundaries, against
+ * the same conversion done one octet at a time here. */
+static void
+test_large_message_converted_exactly(void **state)
+{
+    size_t len = 200000, n = 0, got;
+    char *msg = malloc(len), *want = malloc(len + 64), *file = malloc(len + 64);
+    char dir[512], path[800], err[256];
+    const char *head = "Return-Path: <s@example.net>\n";
+    struct dirent *e;
+    FILE *f;
+    DIR *d;
+
+    (void)state;
+    assert_non_null(msg);
+    assert_non_null(want);
+    assert_non_null(file);
+    for (size_t i = 0; i < len; i++) /* lines of 7, a lone CR every 1000 */
+        msg[i] = i % 1000 == 999 ? '\r' : i % 9 == 7 ? '\r' : i % 9 == 8 ? '\n' : 'a' + i % 26;
+    msg[65535] = '\r'; /* a CRLF across the first buffer boundary */
+    msg[65536] = '\n';
+    msg[len - 1] = '\r'; /* a CR at the very end stays */
+    n = strlen(head);
+    memcpy(want, head, n);
+    for (size_t i = 0; i < len; i++)
+        if (!(msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n'))
+            want[n++] = msg[i];
+    snprintf(dir, sizeof(dir), "%s/big", root);
+    assert_int_equal(maildir_deliver(dir, head, msg, len, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/new", dir);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL && e->d_name[0] == '.')
+        ;
+    assert_non_null(e);
+    snprintf(path, sizeof(path), "%s/new/%s", dir, e->d_name);
+    closedir(d);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    got = fread(file, 1, len + 64, f);
+    fclose(f);
+    assert_int_equal(got, n);
+    assert_memory_equal(file, want, n);
+    free(msg);
+    free(want);
+    free(file);
+}
+
 static void *
 deliver_many(void *arg)
 {
@@ -155,6 +204,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_large_message_converted_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_delivery_makes_the_mailbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_deliveries_all_land, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_place_is_an_error, setup, teardown),

@@ -148,6 +148,11 @@ static const char *const split_inputs[] = {
     "Received: a\rReceived: b\nX: c\r\n\r\n.\r\n",
     "no terminator at all\r\n.",
     "a\r\n.\r",
+    /* body lines past the header: whole-line runs, and each kind of line
+     * that leaves them (dot, too long, inner CR, bare LF, no end yet) */
+    "H: v\r\n\r\nshort\r\nline\r\n0123456789AB\r\nx\ry\r\nz\nw\r\n..d\r\nok\r\n.\r\n",
+    "H: v\r\n\r\n\r\n\r\nab\r\n.\r\nafter",
+    "H: v\r\n\r\nabc\r\ndef\rghi\r\n\n\r\n.\r\n",
 };
 
 static void
@@ -180,6 +185,49 @@ test_split_anywhere(void **state)
             for (size_t i = 0; i < sizeof(split_inputs) / sizeof(split_inputs[0]); i++)
                 check_splits(&o, split_inputs[i]);
         }
+    }
+}
+
+/* Random bodies after a header, from the octets that matter to the decoder
+ * (text, '.', CR, LF), in every mode: one feed, random pieces and one octet
+ * at a time must decode alike. One feed takes whole lines in runs (memchr);
+ * one octet at a time never can, so the two paths are checked against each
+ * other on inputs no list above thought of. */
+static void
+test_random_bodies_decode_alike(void **state)
+{
+    static const char alphabet[] = "ab.\r\n";
+    uint32_t seed = 2463534242u;
+    char in[600];
+
+    (void)state;
+    for (int round = 0; round < 3000; round++) {
+        struct opts o = {round % 2, false, (round / 2) % 2, round % 3 ? 998 : 6, 1 << 20};
+        size_t n = 0, cut;
+        struct result whole, part;
+
+        n = (size_t)snprintf(in, sizeof(in), "H: v\r\n\r\n");
+        for (size_t len = 8 + (seed % 400); n < len; n++) {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            /* mostly ordinary lines, so runs of them happen */
+            in[n] = seed % 8 < 5    ? alphabet[seed % 2]
+                    : seed % 8 == 5 ? '\r'
+                                    : alphabet[(seed >> 8) % 5];
+            if (in[n] == '\r' && seed % 3 && n + 1 < len)
+                in[++n] = '\n';
+        }
+        in[n] = '\0';
+        decode_cut(&o, in, n, n, &whole);
+        cut = seed % (n + 1);
+        decode_cut(&o, in, n, cut, &part);
+        assert_same(&whole, &part, "random cut", cut);
+        result_free(&part);
+        decode_bytewise(&o, in, n, &part);
+        assert_same(&whole, &part, "random bytewise", round);
+        result_free(&part);
+        result_free(&whole);
     }
 }
 
@@ -467,6 +515,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_anywhere),
+        cmocka_unit_test(test_random_bodies_decode_alike),
         cmocka_unit_test(test_terminator),
         cmocka_unit_test(test_no_terminator),
         cmocka_unit_test(test_dot_unstuffing),
