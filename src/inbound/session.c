@@ -72,6 +72,7 @@ struct session {
     struct event *greeting; /* greeting-delay: the 220 waits for it */
     char atrn[512];         /* ATRN accepted: " a.example b.example " to deliver here */
     bool committing, gone, closing, draining;
+    bool greeted;                /* the 220 is queued: replies may go straight to the socket */
     bool direct, direct_spooled; /* the commit is a direct path (local.h, relay_direct.h) */
     struct smtp_reply refused;   /* the next hop refused every recipient (relay_direct.h) */
     struct session *prev, *next;
@@ -149,8 +150,12 @@ session_flush(struct session *s)
     /* Straight to the socket when nothing waits before it (the usual case):
      * through the bufferevent, each reply would arm and disarm EPOLLOUT,
      * two epoll_ctl calls and a loop pass. What the socket does not take,
-     * or an error, goes to the bufferevent, which sends or reports it. */
-    if (bufferevent_openssl_get_ssl(s->bev) == NULL &&
+     * or an error, goes to the bufferevent, which sends or reports it.
+     * Not the greeting: it is written on the loop's next pass, so that a
+     * burst of connections is accepted first; a send per accept slows the
+     * listener enough to overflow the backlog (10,000 connections at once:
+     * 2.2 s to greet them all instead of 0.4 s). */
+    if (s->greeted && bufferevent_openssl_get_ssl(s->bev) == NULL &&
         evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
         ssize_t n =
             send(bufferevent_getfd(s->bev), out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -161,6 +166,7 @@ session_flush(struct session *s)
     if (sent < out->len)
         session_queue_output(s, out->data + sent, out->len - sent);
     buf_reset(out);
+    s->greeted = true;
 }
 
 /* ---- hooks called by the protocol machine ---- */
