@@ -42,6 +42,31 @@ count(const char *dir)
     return n;
 }
 
+/* Reads the one message in dir/new/ into buf (at most cap octets): its size. */
+static size_t
+read_delivered(const char *dir, char *buf, size_t cap)
+{
+    char path[1024];
+    struct dirent *e;
+    size_t n;
+    FILE *f;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "%s/new", dir);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL && e->d_name[0] == '.')
+        ;
+    assert_non_null(e);
+    snprintf(path, sizeof(path), "%s/new/%s", dir, e->d_name);
+    closedir(d);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    n = fread(buf, 1, cap, f);
+    fclose(f);
+    return n;
+}
+
 static void
 remove_tree(const char *path)
 {
@@ -73,9 +98,6 @@ test_first_delivery_makes_the_mailbox(void **state)
 {
     char dir[512], path[600], buf[256], err[256];
     const char *msg = "Subject: hi\r\n\r\nbody\r\n";
-    struct dirent *e;
-    DIR *d;
-    FILE *f;
     size_t n;
 
     (void)state;
@@ -89,17 +111,7 @@ test_first_delivery_makes_the_mailbox(void **state)
     assert_int_equal(count(path), 0);
     snprintf(path, sizeof(path), "%s/cur", dir);
     assert_int_equal(count(path), 0);
-    snprintf(path, sizeof(path), "%s/new", dir);
-    d = opendir(path);
-    while ((e = readdir(d)) != NULL && e->d_name[0] == '.')
-        ;
-    assert_non_null(e);
-    snprintf(path, sizeof(path), "%s/new/%s", dir, e->d_name);
-    closedir(d);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
+    n = read_delivered(dir, buf, sizeof(buf) - 1);
     buf[n] = '\0';
     assert_string_equal(buf, "Return-Path: <s@example.net>\nSubject: hi\n\nbody\n");
 }
@@ -112,11 +124,8 @@ test_large_message_converted_exactly(void **state)
 {
     size_t len = 200000, n = 0, got;
     char *msg = malloc(len), *want = malloc(len + 64), *file = malloc(len + 64);
-    char dir[512], path[800], err[256];
+    char dir[512], err[256];
     const char *head = "Return-Path: <s@example.net>\n";
-    struct dirent *e;
-    FILE *f;
-    DIR *d;
 
     (void)state;
     assert_non_null(msg);
@@ -134,18 +143,7 @@ test_large_message_converted_exactly(void **state)
             want[n++] = msg[i];
     snprintf(dir, sizeof(dir), "%s/big", root);
     assert_int_equal(maildir_deliver(dir, head, msg, len, err, sizeof(err)), 0);
-    snprintf(path, sizeof(path), "%s/new", dir);
-    d = opendir(path);
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL && e->d_name[0] == '.')
-        ;
-    assert_non_null(e);
-    snprintf(path, sizeof(path), "%s/new/%s", dir, e->d_name);
-    closedir(d);
-    f = fopen(path, "rb");
-    assert_non_null(f);
-    got = fread(file, 1, len + 64, f);
-    fclose(f);
+    got = read_delivered(dir, file, len + 64);
     assert_int_equal(got, n);
     assert_memory_equal(file, want, n);
     free(msg);
