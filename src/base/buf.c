@@ -62,14 +62,29 @@ buf_append(struct buf *b, const void *p, size_t n)
 int
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list aq;
     int n;
 
+    /* Usually the text fits the room already there: one formatting pass. */
     va_copy(aq, ap);
-    n = vsnprintf(NULL, 0, fmt, aq);
+    n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, aq);
     va_end(aq);
-    if (n < 0 || buf_reserve(b, (size_t)n) < 0)
+    if (n < 0)
         return -1;
+    if ((size_t)n < room) {
+        if ((size_t)n > b->max || b->len > b->max - (size_t)n) {
+            b->data[b->len] = '\0';
+            return -1;
+        }
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (buf_reserve(b, (size_t)n) < 0) {
+        if (room)
+            b->data[b->len] = '\0';
+        return -1;
+    }
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;

@@ -37,7 +37,6 @@
 #include <unistd.h>
 
 struct group {
-    char key[4096 + 16];         /* "dir PATH" or "dev N" */
     unsigned long started, done; /* syncs begun and finished */
     unsigned long failed;        /* number of the last sync that failed; 0 = none */
     int error;                   /* its -errno */
@@ -45,6 +44,8 @@ struct group {
     unsigned users;
     pthread_cond_t done_cond; /* this group's syncs only: no waking of others' waiters */
     struct group *next;
+    char key[]; /* "dir PATH" or "dev N"; sized to fit: a group is made and
+                 * freed under group_lock for every lone caller */
 };
 
 static pthread_mutex_t group_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -93,8 +94,10 @@ group_get(const char *key)
     for (g = groups; g && strcmp(g->key, key) != 0; g = g->next)
         ;
     if (g == NULL) {
-        g = xcalloc(1, sizeof(*g));
-        snprintf(g->key, sizeof(g->key), "%s", key);
+        size_t len = strlen(key);
+
+        g = xcalloc(1, sizeof(*g) + len + 1);
+        memcpy(g->key, key, len + 1);
         pthread_cond_init(&g->done_cond, NULL);
         g->next = groups;
         groups = g;

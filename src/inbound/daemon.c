@@ -189,7 +189,7 @@ on_accept(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa, in
     }
     if (!admit(d, fd, sa))
         return;
-    evutil_make_socket_nonblocking(fd);
+    /* non-blocking already: the listener accepts with SOCK_NONBLOCK */
     session_new(d, fd, sa, (socklen_t)salen, &l->addr);
 }
 

@@ -72,7 +72,7 @@ struct session {
     struct event *greeting; /* greeting-delay: the 220 waits for it */
     char atrn[512];         /* ATRN accepted: " a.example b.example " to deliver here */
     bool committing, gone, closing, draining;
-    bool greeted;                /* the 220 is queued: replies may go straight to the socket */
+    bool greeted; /* the 220 is sent or queued: replies may go straight to the socket */
     bool direct, direct_spooled; /* the commit is a direct path (local.h, relay_direct.h) */
     struct smtp_reply refused;   /* the next hop refused every recipient (relay_direct.h) */
     struct session *prev, *next;
@@ -143,20 +143,29 @@ static void
 session_flush(struct session *s)
 {
     struct buf *out = smtp_server_output(s->smtp);
+    bool plain = bufferevent_openssl_get_ssl(s->bev) == NULL;
     size_t sent = 0;
 
     if (out->len == 0)
         return;
+    /* The greeting of a plain session waits in the bufferevent for the
+     * deferred callbacks of this loop pass (session_write sends it): a burst
+     * of connections is accepted first, each without a system call for its
+     * greeting; sent from the accept, one send per connection slowed the
+     * listener enough to overflow the backlog (10,000 connections at once:
+     * 2.2 s to greet them all instead of 0.4 s). */
+    if (!s->greeted && plain) {
+        bufferevent_write(s->bev, out->data, out->len);
+        buf_reset(out);
+        bufferevent_trigger(s->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        return;
+    }
     /* Straight to the socket when nothing waits before it (the usual case):
      * through the bufferevent, each reply would arm and disarm EPOLLOUT,
      * two epoll_ctl calls and a loop pass. What the socket does not take,
-     * or an error, goes to the bufferevent, which sends or reports it.
-     * Not the greeting: it is written on the loop's next pass, so that a
-     * burst of connections is accepted first; a send per accept slows the
-     * listener enough to overflow the backlog (10,000 connections at once:
-     * 2.2 s to greet them all instead of 0.4 s). */
-    if (s->greeted && bufferevent_openssl_get_ssl(s->bev) == NULL &&
-        evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+     * or an error, goes to the bufferevent, which sends or reports it. */
+    if (plain && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
         ssize_t n =
             send(bufferevent_getfd(s->bev), out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
@@ -167,6 +176,28 @@ session_flush(struct session *s)
         session_queue_output(s, out->data + sent, out->len - sent);
     buf_reset(out);
     s->greeted = true;
+}
+
+/* The deferred write callback of a plain session's greeting: whatever is
+ * queued goes out in one write; the bufferevent sends what the socket does
+ * not take, or meets the error and reports it. True while output remains. */
+static bool
+session_send_greeting(struct session *s)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+
+    s->greeted = true;
+    /* The bufferevent keeps the start of its output frozen for itself, and
+     * thaws it around its own writes the same way. */
+    evbuffer_unfreeze(out, 1);
+    if (evbuffer_write(out, bufferevent_getfd(s->bev)) < 0 && errno != EAGAIN &&
+        errno != EWOULDBLOCK && errno != EINTR)
+        log_debug("s=%lu greeting to [%s]: %s", s->id, s->ip, strerror(errno));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) == 0)
+        return false;
+    bufferevent_enable(s->bev, EV_WRITE);
+    return true;
 }
 
 /* ---- hooks called by the protocol machine ---- */
@@ -710,9 +741,15 @@ session_use_bev(struct session *s, struct bufferevent *bev)
     s->bev = bev;
     bufferevent_setcb(bev, session_read, session_write, session_event, s);
     bufferevent_setwatermark(bev, EV_READ, 0, SESSION_INPUT_MAX);
-    /* writing is enabled when there is something to send (session_queue_output);
-     * TLS has its handshake to write from the start */
-    bufferevent_enable(bev, bufferevent_openssl_get_ssl(bev) ? EV_READ | EV_WRITE : EV_READ);
+    /* Writing is enabled when there is something to send (session_queue_output):
+     * a new bufferevent has it enabled, and would arm EPOLLOUT for the queued
+     * greeting. TLS has its handshake to write from the start. */
+    if (bufferevent_openssl_get_ssl(bev)) {
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+        return;
+    }
+    bufferevent_disable(bev, EV_WRITE);
+    bufferevent_enable(bev, EV_READ);
 }
 
 /* RFC 5321 3.1: the client waits for the greeting. One that talks first
@@ -898,6 +935,8 @@ session_write(struct bufferevent *bev, void *arg)
     struct session *s = arg;
 
     (void)bev;
+    if (!s->greeted && session_send_greeting(s))
+        return; /* called again once the rest is out */
     if (s->closing) {
         session_end(s);
         return;

@@ -44,22 +44,42 @@ smtp_server_free(struct smtp_server *srv)
     free(srv);
 }
 
+/* The text of a reply line. Most replies are fixed words or one string:
+ * copied, not formatted (an EHLO reply is ten lines). */
+static int
+reply_text(struct buf *out, const char *fmt, va_list ap)
+{
+    if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == '\0') {
+        const char *text = va_arg(ap, const char *);
+
+        return buf_append(out, text, strlen(text));
+    }
+    if (strchr(fmt, '%') == NULL)
+        return buf_append(out, fmt, strlen(fmt));
+    return buf_vprintf(out, fmt, ap);
+}
+
 void
 smtp_reply_line(struct smtp_server *srv, int code, bool last, const char *status, const char *fmt,
                 ...)
 {
     size_t mark = srv->out.len;
+    char head[4] = {(char)('0' + code / 100 % 10), (char)('0' + code / 10 % 10),
+                    (char)('0' + code % 10), last ? ' ' : '-'};
     va_list ap;
     int r;
 
     if (srv->state == SMTP_STATE_CLOSED) /* nothing after the 221 or 421 */
         return;
-    r = buf_printf(&srv->out, "%03d%c", code, last ? ' ' : '-');
-    if (r == 0 && status)
-        r = buf_printf(&srv->out, "%s ", status);
+    r = buf_append(&srv->out, head, sizeof(head));
+    if (r == 0 && status) {
+        r = buf_append(&srv->out, status, strlen(status));
+        if (r == 0)
+            r = buf_append(&srv->out, " ", 1);
+    }
     va_start(ap, fmt);
     if (r == 0)
-        r = buf_vprintf(&srv->out, fmt, ap);
+        r = reply_text(&srv->out, fmt, ap);
     va_end(ap);
     if (r == 0)
         r = buf_append(&srv->out, "\r\n", 2);
@@ -83,13 +103,24 @@ smtp_count_error(struct smtp_server *srv, int code)
 void
 smtp_reply(struct smtp_server *srv, int code, const char *status, const char *fmt, ...)
 {
-    char text[512];
+    char text[512]; /* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets */
+    const char *t = text;
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    if (strchr(fmt, '%') == NULL) /* fixed words or one string: nothing to format */
+        t = fmt;
+    else if (strcmp(fmt, "%s") == 0)
+        t = va_arg(ap, const char *);
+    if (t == text || strlen(t) >= sizeof(text)) {
+        if (t == text)
+            vsnprintf(text, sizeof(text), fmt, ap);
+        else
+            snprintf(text, sizeof(text), "%s", t);
+        t = text;
+    }
     va_end(ap);
-    smtp_reply_line(srv, code, true, status, "%s", text);
+    smtp_reply_line(srv, code, true, status, "%s", t);
     smtp_count_error(srv, code);
 }
 
