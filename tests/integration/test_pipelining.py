@@ -1,4 +1,7 @@
 """RFC 2920 PIPELINING: commands sent in one write get their replies in order."""
+import random
+import string
+
 from conftest import SMTPConn, expect, message, queued_id
 
 
@@ -78,3 +81,51 @@ def test_whole_session_in_one_write_with_bdat(petrel):
         queued_id(c.reply())
         expect(c.reply(), 221, "2.0.0")
     assert petrel.wait_mails("alice")[0].body == b"chunked and pipelined\n"
+
+
+def big_body(seed, size):
+    """Lines of every length up to 990 octets, some starting with dots, about
+    size octets in all: (the body as sent, dot-stuffed, CRLF) and (what the
+    Maildir must hold: unstuffed, LF)."""
+    rnd = random.Random(seed)
+    lines, n = [], 0
+    while n < size:
+        ln = rnd.choice([0, 1, 2, 70, 76, 78, 500, 989, rnd.randrange(990)])
+        text = "".join(rnd.choice(string.ascii_letters + " .,;-") for _ in range(ln))
+        if rnd.random() < 0.1:
+            text = "." + text[1:] if text else "."
+        lines.append(text.encode())
+        n += len(text) + 2
+    sent = b"".join((b"." + ln if ln.startswith(b".") else ln) + b"\r\n" for ln in lines)
+    return sent, b"".join(ln + b"\n" for ln in lines)
+
+
+def test_large_bodies_and_the_commands_after_them_in_one_write(petrel):
+    """Bodies far larger than one read of the session, with the next
+    transaction (a BDAT chunk of 1 MiB and more) and QUIT in the same write:
+    every octet lands, in order, and the commands after a body are read as
+    commands."""
+    head1 = message("big-data", "")
+    head2 = message("big-bdat", "")
+    sent1, want1 = big_body(1, 3 << 20)
+    _, want2 = big_body(2, (1 << 20) + 12345)
+    chunk = head2 + want2.replace(b"\n", b"\r\n")  # BDAT: sent as it is, no dot-stuffing
+    with SMTPConn(petrel.port, timeout=60) as c:
+        c.ehlo()
+        c.send("MAIL FROM:<s@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+        expect(c.reply(), 250, "2.1.0")
+        expect(c.reply(), 250, "2.1.5")
+        expect(c.reply(), 354)
+        c.send(head1 + sent1 + b".\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:<bob@example.org>\r\n"
+               + f"BDAT {len(chunk)} LAST\r\n".encode() + chunk + b"QUIT\r\n")
+        expect(c.reply(), 250, "2.0.0")
+        expect(c.reply(), 250, "2.1.0")
+        expect(c.reply(), 250, "2.1.5")
+        expect(c.reply(), 250, "2.0.0")
+        expect(c.reply(), 221, "2.0.0")
+        assert c.wait_closed()
+    [a] = petrel.wait_mails("alice")
+    [b] = petrel.wait_mails("bob")
+    assert a.first("Subject") == "big-data" and b.first("Subject") == "big-bdat"
+    assert a.body == want1
+    assert b.body == want2

@@ -30,8 +30,8 @@ test_printf_fits_and_grows(void **state)
     for (int i = 0; i < 60; i++) {
         int n = i % 7 == 0 ? 40 : 3;
 
-        assert_int_equal(buf_printf(&b, "%d:%.*s;", i, n, "0123456789012345678901234567890123456789"),
-                         0);
+        assert_int_equal(
+            buf_printf(&b, "%d:%.*s;", i, n, "0123456789012345678901234567890123456789"), 0);
         wlen += (size_t)snprintf(want + wlen, sizeof(want) - wlen, "%d:%.*s;", i, n,
                                  "0123456789012345678901234567890123456789");
         assert_int_equal(b.len, wlen);
