@@ -91,6 +91,25 @@ buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 }
 
 int
+buf_cat(struct buf *b, ...)
+{
+    size_t mark = b->len;
+    const char *s;
+    va_list ap;
+    int r = 0;
+
+    va_start(ap, b);
+    while (r == 0 && (s = va_arg(ap, const char *)) != NULL)
+        r = buf_append(b, s, strlen(s));
+    va_end(ap);
+    if (r < 0 && b->data) {
+        b->len = mark;
+        b->data[mark] = '\0';
+    }
+    return r;
+}
+
+int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -26,6 +26,9 @@ int buf_append(struct buf *b, const void *p, size_t n) __attribute__((warn_unuse
 int buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), warn_unused_result));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((warn_unused_result));
+/* Appends the strings given, up to the NULL that ends the list: the same
+ * result as a "%s%s..." format without formatting anything. */
+int buf_cat(struct buf *b, ...) __attribute__((sentinel, warn_unused_result));
 /* Removes the first n bytes. */
 void buf_consume(struct buf *b, size_t n);
 

@@ -186,6 +186,21 @@ write_lf(int fd, const char *head, const char *msg, size_t len)
     return fd_write_all(fd, out, o);
 }
 
+/* a, b and c joined into out: copied, not formatted (three per delivery);
+ * false if they do not fit. */
+static bool
+path_join(char *out, size_t n, const char *a, const char *b, const char *c)
+{
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+
+    if (la + lb + lc >= n)
+        return false;
+    memcpy(out, a, la);
+    memcpy(out + la, b, lb);
+    memcpy(out + la + lb, c, lc + 1);
+    return true;
+}
+
 int
 maildir_deliver(const char *dir, const char *head, const char *msg, size_t len, char *err,
                 size_t errlen)
@@ -194,9 +209,12 @@ maildir_deliver(const char *dir, const char *head, const char *msg, size_t len, 
     int fd, r;
 
     maildir_unique(name, sizeof(name));
-    snprintf(tmp, sizeof(tmp), "%s/tmp/%s", dir, name);
-    snprintf(dst, sizeof(dst), "%s/new/%s", dir, name);
-    snprintf(newdir, sizeof(newdir), "%s/new", dir);
+    if (!path_join(tmp, sizeof(tmp), dir, "/tmp/", name) ||
+        !path_join(dst, sizeof(dst), dir, "/new/", name) ||
+        !path_join(newdir, sizeof(newdir), dir, "/new", "")) {
+        snprintf(err, errlen, "Maildir path too long: %s", dir);
+        return -ENAMETOOLONG;
+    }
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno == ENOENT) { /* a new mailbox: make it, once */
         if ((r = maildir_make(dir)) < 0) {

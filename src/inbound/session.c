@@ -603,16 +603,17 @@ session_trace(struct session *s)
     localtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
     buf_reset(&s->trace);
-    if (buf_printf(&s->trace, "Received: from %s ([%s])\r\n", smtp_server_helo(s->smtp), s->ip) < 0)
+    if (buf_cat(&s->trace, "Received: from ", smtp_server_helo(s->smtp), " ([", s->ip, "])\r\n",
+                NULL) < 0)
         return -1;
-    if (s->tls_info[0] && buf_printf(&s->trace, "\t(using %s)\r\n", s->tls_info) < 0)
+    if (s->tls_info[0] && buf_cat(&s->trace, "\t(using ", s->tls_info, ")\r\n", NULL) < 0)
         return -1;
-    if (buf_printf(&s->trace, "\tby %s (petrel) with %s id %s", s->cf->hostname, trace_protocol(s),
-                   s->env->id) < 0)
+    if (buf_cat(&s->trace, "\tby ", s->cf->hostname, " (petrel) with ", trace_protocol(s), " id ",
+                s->env->id, NULL) < 0)
         return -1;
-    if (s->rcpt_orig == 1 && buf_printf(&s->trace, "\r\n\tfor <%s>", s->first_rcpt) < 0)
+    if (s->rcpt_orig == 1 && buf_cat(&s->trace, "\r\n\tfor <", s->first_rcpt, ">", NULL) < 0)
         return -1;
-    return buf_printf(&s->trace, "; %s\r\n", date);
+    return buf_cat(&s->trace, "; ", date, "\r\n", NULL);
 }
 
 static void

@@ -131,7 +131,7 @@ static int
 rcpt_write(const struct envelope_rcpt *r, struct buf *out)
 {
     char notify[16];
-    int rc = buf_printf(out, "rcpt %s", r->kind == RCPT_MAILDIR ? "maildir" : "relay");
+    int rc = buf_cat(out, "rcpt ", r->kind == RCPT_MAILDIR ? "maildir" : "relay", NULL);
 
     snprintf(notify, sizeof(notify), "%u", r->notify);
     if (rc == 0)

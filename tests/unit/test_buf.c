@@ -1,7 +1,8 @@
 /*
  * The capped buffer (base/buf.c): formatted text lands whole whether it
  * fits the room already there or needs the buffer to grow; a result over
- * the cap leaves the buffer as it was, text and terminator.
+ * the cap leaves the buffer as it was, text and terminator; strings joined
+ * with buf_cat likewise.
  */
 #include "base/buf.h"
 
@@ -90,6 +91,27 @@ test_printf_into_an_emptied_buffer(void **state)
     buf_free(&b);
 }
 
+static void
+test_cat_joins_or_changes_nothing(void **state)
+{
+    struct buf b;
+
+    (void)state;
+    buf_init(&b, 20);
+    assert_int_equal(buf_cat(&b, NULL), 0);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(buf_cat(&b, "Received: ", "", "from", NULL), 0);
+    assert_string_equal(b.data, "Received: from");
+    /* the second string would pass the cap: not even the first stays */
+    assert_int_equal(buf_cat(&b, " a", " longer one", NULL), -1);
+    assert_int_equal(b.len, 14);
+    assert_string_equal(b.data, "Received: from");
+    assert_int_equal(buf_cat(&b, " x", "yz", "!!", NULL), 0);
+    assert_int_equal(b.len, 20);
+    assert_string_equal(b.data, "Received: from xyz!!");
+    buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -97,6 +119,7 @@ main(void)
         cmocka_unit_test(test_printf_fits_and_grows),
         cmocka_unit_test(test_printf_over_the_cap_changes_nothing),
         cmocka_unit_test(test_printf_into_an_emptied_buffer),
+        cmocka_unit_test(test_cat_joins_or_changes_nothing),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
