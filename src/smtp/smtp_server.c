@@ -112,14 +112,13 @@ smtp_reply(struct smtp_server *srv, int code, const char *status, const char *fm
         t = fmt;
     else if (strcmp(fmt, "%s") == 0)
         t = va_arg(ap, const char *);
-    if (t == text || strlen(t) >= sizeof(text)) {
-        if (t == text)
-            vsnprintf(text, sizeof(text), fmt, ap);
-        else
-            snprintf(text, sizeof(text), "%s", t);
+    else
+        vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (t != text && strlen(t) >= sizeof(text)) { /* cut as a formatted text is */
+        snprintf(text, sizeof(text), "%s", t);
         t = text;
     }
-    va_end(ap);
     smtp_reply_line(srv, code, true, status, "%s", t);
     smtp_count_error(srv, code);
 }
@@ -204,6 +203,13 @@ smtp_feed_lines(struct smtp_server *srv, const char *p, size_t n)
         return n;
     }
     len = (size_t)(lf - p);
+    if (len > wait && !srv->skipping_line) {
+        /* Had it come in pieces, the line would have been discarded as it
+         * arrived: so it is whole, or how the bytes arrive would change
+         * the reply (a BDAT line would end the session only in pieces). */
+        srv->skipping_bdat = srv->state != SMTP_STATE_AUTH && str_iprefix(str_make(p, len), "BDAT");
+        srv->skipping_line = true;
+    }
     if (srv->skipping_line) {
         srv->skipping_line = false;
         if (srv->state == SMTP_STATE_AUTH)

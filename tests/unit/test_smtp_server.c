@@ -712,6 +712,43 @@ test_endless_line(void **state)
     buf_free(&pend);
 }
 
+/* A line past the longest legal one is discarded as it arrives in pieces;
+ * whole, it must get the same replies (a BDAT line ends the session: its
+ * chunk cannot be found), or how the bytes arrive would change them. */
+static void
+test_overlong_line_alike_whole_and_in_pieces(void **state)
+{
+    static const char *const heads[] = {"BDATX 5", "NOOP", "MAIL FROM:<a@example.net>"};
+    static const char *const want[] = {
+        R_TOO_LONG "421 4.5.4 " HOST " cannot find the end of a malformed BDAT chunk\r\n",
+        R_TOO_LONG R_OK,
+        R_TOO_LONG R_OK,
+    };
+    static const size_t steps[] = {1, 7, 100, 1113, 4096};
+    char in[2200];
+
+    (void)state;
+    for (size_t h = 0; h < sizeof(heads) / sizeof(heads[0]); h++) {
+        line_of(in, heads[h], 2000);
+        strcat(in, "NOOP\r\n");
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+            struct buf replies, messages;
+
+            start();
+            ehlo();
+            buf_init(&replies, 1 << 16);
+            buf_init(&messages, 1 << 16);
+            drive(in, strlen(in), steps[i], &replies, &messages);
+            assert_int_equal(buf_append(&replies, "", 1), 0);
+            assert_string_equal(replies.data, want[h]);
+            buf_free(&replies);
+            buf_free(&messages);
+            smtp_server_free(srv);
+            srv = NULL;
+        }
+    }
+}
+
 static void
 test_bare_lf_command(void **state)
 {
@@ -1322,6 +1359,7 @@ main(void)
         T(test_bytewise_bdat_script),
         T(test_line_too_long),
         T(test_endless_line),
+        T(test_overlong_line_alike_whole_and_in_pieces),
         T(test_bare_lf_command),
         T(test_unknown_command),
         T(test_error_limit),
