@@ -72,20 +72,13 @@ buf_vprintf(struct buf *b, const char *fmt, va_list ap)
     va_end(aq);
     if (n < 0)
         return -1;
-    if ((size_t)n < room) {
-        if ((size_t)n > b->max || b->len > b->max - (size_t)n) {
-            b->data[b->len] = '\0';
-            return -1;
-        }
-        b->len += (size_t)n;
-        return 0;
-    }
-    if (buf_reserve(b, (size_t)n) < 0) {
+    if (buf_reserve(b, (size_t)n) < 0) { /* over the cap: as it was */
         if (room)
             b->data[b->len] = '\0';
         return -1;
     }
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    if ((size_t)n >= room) /* cut short: the buffer has grown for a second pass */
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;
 }

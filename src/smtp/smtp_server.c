@@ -49,7 +49,7 @@ smtp_server_free(struct smtp_server *srv)
 static int
 reply_text(struct buf *out, const char *fmt, va_list ap)
 {
-    if (fmt[0] == '%' && fmt[1] == 's' && fmt[2] == '\0') {
+    if (strcmp(fmt, "%s") == 0) {
         const char *text = va_arg(ap, const char *);
 
         return buf_append(out, text, strlen(text));
