@@ -156,6 +156,29 @@ else
     echo "bench/run is absent: benchmark smoke skipped"
 fi
 
+# The disk's share of the rate (bench/flush-ceiling): petreld as built and
+# with its directory syncs or all syncs stubbed out by a preloaded library of
+# the script's own; it fails if strace shows a variant not doing what its
+# name says. No timing is asserted.
+stage "flush ceiling smoke: bench/flush-ceiling --smoke"
+if [ -x bench/flush-ceiling ]; then
+    out="$work/ceiling.out"
+    timeout -k 10 "$BENCH_SMOKE_TIMEOUT" "$PY" bench/flush-ceiling --smoke \
+        --out "$work/ceiling.md" >"$out" 2>&1
+    rc=$?
+    grep -E '^(\| |flush-ceiling: )' "$out"
+    if [ "$rc" -eq 0 ] && grep -q '^flush-ceiling: ok' "$out"; then
+        passed=$((passed + 1))
+    else
+        [ "$rc" -eq 124 ] && echo "flush ceiling smoke: timed out after ${BENCH_SMOKE_TIMEOUT}s"
+        echo "flush ceiling smoke: FAILED (exit $rc)"
+        tail -40 "$out"
+        failed=$((failed + 1))
+    fi
+else
+    echo "bench/flush-ceiling is absent: skipped"
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

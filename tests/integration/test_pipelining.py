@@ -1,8 +1,11 @@
 """RFC 2920 PIPELINING: commands sent in one write get their replies in order."""
 import random
+import socket
 import string
+import struct
 
-from conftest import SMTPConn, expect, message, queued_id
+import pytest
+from conftest import SMTPConn, expect, message, queued_id, wait_until
 
 
 def test_mail_rcpt_rcpt_data_in_one_write(petrel):
@@ -129,3 +132,45 @@ def test_large_bodies_and_the_commands_after_them_in_one_write(petrel):
     assert a.first("Subject") == "big-data" and b.first("Subject") == "big-bdat"
     assert a.body == want1
     assert b.body == want2
+
+
+@pytest.mark.parametrize("cut", ["full-read-then-eof", "large-then-eof", "large-then-reset"])
+def test_body_cut_off_by_the_client_stores_nothing(petrel, cut):
+    """A body without its final dot, then the client's end of input: the
+    session ends, nothing is stored, no reply claims the message, and the
+    next client is served. full-read-then-eof: exactly one bufferevent read
+    (4096 octets) and the FIN in the same segment (TCP_CORK), so that the
+    session's extra read after it meets the end of input itself and must
+    leave it to the bufferevent's next read; large: 2 MiB, the extra reads
+    running, then a close or a reset."""
+    c = SMTPConn(petrel.port, timeout=30)
+    c.ehlo()
+    c.send("MAIL FROM:<s@example.net>\r\nRCPT TO:<carol@example.org>\r\nDATA\r\n")
+    expect(c.reply(), 250, "2.1.0")
+    expect(c.reply(), 250, "2.1.5")
+    expect(c.reply(), 354)
+    if cut == "full-read-then-eof":
+        head = message("cut-off", "")
+        body = head + b"x" * (4096 - len(head) - 2) + b"\r\n"
+        assert len(body) == 4096
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    else:
+        body = message("cut-off", "") + big_body(3, 2 << 20)[0]
+    c.send(body)
+    if cut == "large-then-reset":
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    else:
+        c.sock.shutdown(socket.SHUT_WR)  # with TCP_CORK: the body and the FIN together
+        assert c.wait_closed(), "the session did not end at the client's end of input"
+        assert b"250" not in c.buf
+    c.sock.close()
+    with SMTPConn(petrel.port) as d:
+        d.ehlo()
+        d.cmd("MAIL FROM:<s@example.net>", 250)
+        d.cmd("RCPT TO:<carol@example.org>", 250)
+        d.data(message("after", "x\r\n") + b".\r\n")
+        d.cmd("QUIT", 221)
+    [m] = petrel.wait_mails("carol")
+    assert m.first("Subject") == "after"
+    assert not petrel.tmp_leftovers()
+    wait_until(lambda: not petrel.queue_files(), 10, what="an empty queue")
