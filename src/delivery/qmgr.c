@@ -464,6 +464,16 @@ qmgr_recover(struct qmgr *q)
     return spool_scan(q->spool, recover_one, q);
 }
 
+/* See qmgr_impl.h; at most a second. */
+static unsigned
+test_local_delay(void)
+{
+    const char *v = getenv("PETREL_TEST_LOCAL_DELAY_MS");
+    unsigned long ms = v ? strtoul(v, NULL, 10) : 0;
+
+    return ms > 1000 ? 1000 : (unsigned)ms;
+}
+
 struct qmgr *
 qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp, struct mta *mta,
          struct config *(*current)(void *arg), void *arg)
@@ -476,6 +486,7 @@ qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp, struc
     q->mta = mta;
     q->current = current;
     q->arg = arg;
+    q->test_local_delay_ms = test_local_delay();
     return q;
 }
 

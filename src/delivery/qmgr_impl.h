@@ -49,6 +49,10 @@ struct qmgr {
     struct qmsg *msgs;
     size_t nmsgs;
     unsigned first_retry; /* retry[0] of the config last seen */
+    /* PETREL_TEST_LOCAL_DELAY_MS, set by the crash campaign (tests/crash):
+     * a pause before each queued Maildir delivery, so that its kills find
+     * such deliveries under way. 0 (unset): none. */
+    unsigned test_local_delay_ms;
 };
 
 /* Step 1, on a worker thread: sets m->env (NULL if the file is gone). */

@@ -96,6 +96,12 @@ qmgr_local_run(struct qmsg *m)
 
         if (r->kind != RCPT_MAILDIR || !qmgr_rcpt_due(m, r))
             continue;
+        if (m->q->test_local_delay_ms) {
+            unsigned ms = m->q->test_local_delay_ms;
+            struct timespec pause = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+            nanosleep(&pause, NULL);
+        }
         rc = local_deliver(m->cf, e, r, str_make("", 0), map + e->data_offset,
                            maplen - e->data_offset, err, sizeof(err));
         if (rc > 0)

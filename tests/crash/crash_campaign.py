@@ -16,7 +16,8 @@ variant once, in a seeded order):
     data    killed while a client is in the middle of sending DATA
     commit  killed right after a client sent the final ".\\r\\n", before
             the reply (the kill comes from the sending thread itself)
-    local   killed while messages wait for Maildir delivery
+    local   killed while messages wait for Maildir delivery (petreld pauses
+            before each queued one: PETREL_TEST_LOCAL_DELAY_MS)
     remote  killed while the sink holds DATA replies (outbound in flight)
 
 Exit status 0 when nothing was lost and every check passed, 1 otherwise,
@@ -50,6 +51,10 @@ VARIANTS = ("data", "commit", "local", "remote")
 USERS = ["alice", "bob", "carol", "dave", "erin"]
 REMOTE_DOMAIN = "remote.test"
 TRIGGER_TIMEOUT = 3.0  # seconds to wait for a variant's moment before killing anyway
+# petreld pauses this long before each queued Maildir delivery during the kill
+# cycles (PETREL_TEST_LOCAL_DELAY_MS), so that "local" kills find some under way:
+# without it they are done within a millisecond of being queued
+LOCAL_DELAY_MS = 200
 CHUNK = 8192
 QID_RE = re.compile(r"^[0-9A-F]{16}$")
 
@@ -335,8 +340,10 @@ def kill_cycle(p, sink, kill, variant, rng, stats):
         hit = kill.fired.wait(TRIGGER_TIMEOUT)
     elif variant == "local":
         before = set(p.tmp_leftovers())  # files earlier kills left in Maildir tmp/
-        hit = wait_for(lambda: local_pending(p) >= 2 or set(p.tmp_leftovers()) - before,
-                       TRIGGER_TIMEOUT, 0.002)
+        # a delivery from the queue pending (petreld pauses before each one),
+        # else one being written on the direct path (a new file in tmp/)
+        hit = (wait_for(lambda: local_pending(p) >= 1, TRIGGER_TIMEOUT / 2, 0.002)
+               or wait_for(lambda: set(p.tmp_leftovers()) - before, TRIGGER_TIMEOUT / 2, 0.002))
         stats["local_pending_at_kill"].append(local_pending(p))
         kill.arm(None, pid)
     else:
@@ -366,6 +373,7 @@ def run_cycles(workdir, cycles=100, seed=1, senders=4):
     stats = {"hit": dict.fromkeys(VARIANTS, 0), "missed": dict.fromkeys(VARIANTS, 0),
              "local_pending_at_kill": [], "held_at_kill": []}
     t0 = time.monotonic()
+    os.environ["PETREL_TEST_LOCAL_DELAY_MS"] = str(LOCAL_DELAY_MS)  # petreld_env() passes it on
     try:
         p.start()
         load = Load(p, senders, seed, kill)
@@ -389,6 +397,7 @@ def run_cycles(workdir, cycles=100, seed=1, senders=4):
                    kill_seconds=round(t_kill, 1), seconds=round(time.monotonic() - t0, 1))
         return res
     finally:
+        os.environ.pop("PETREL_TEST_LOCAL_DELAY_MS", None)
         if load:
             load.stop.set()
         if p.proc is not None and p.proc.poll() is None:
@@ -416,6 +425,8 @@ def cycle_failures(r):
         f.append(f"petreld exited with {r['stop_rc']} on SIGTERM at the end")
     if r["acked"] < r["cycles"]:
         f.append(f"too few messages acknowledged to mean anything: {r['acked']}")
+    if r["cycles"] >= 20 and not any(r["stats"]["local_pending_at_kill"]):
+        f.append("no local kill found a delivery from the queue pending")
     ran = {v for v in VARIANTS if r["stats"]["hit"][v] + r["stats"]["missed"][v]}
     if r["cycles"] >= len(VARIANTS) and ran != set(VARIANTS):
         f.append(f"variants that never ran: {set(VARIANTS) - ran}")
