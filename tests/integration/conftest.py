@@ -69,10 +69,21 @@ def petreld_env():
     return env
 
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, never one this process was given
+    before: the kernel may hand the same free port to two calls in a row,
+    and a test that asks for two listeners would then get one port twice."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no fresh free port in 100 tries")
 
 
 def wait_until(pred, timeout, interval=0.05, what="condition"):
