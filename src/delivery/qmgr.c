@@ -487,6 +487,10 @@ qmgr_new(struct event_base *base, struct workpool *pool, struct spool *sp, struc
     q->current = current;
     q->arg = arg;
     q->test_local_delay_ms = test_local_delay();
+    if (q->test_local_delay_ms)
+        log_warn("PETREL_TEST_LOCAL_DELAY_MS is set: every queued Maildir delivery waits %u ms "
+                 "(a hook of the crash tests, not for use)",
+                 q->test_local_delay_ms);
     return q;
 }
 
