@@ -134,24 +134,32 @@ else
 fi
 
 # --- 4. benchmark smoke ------------------------------------------------------
-# One tiny scenario per server kind (petrel, Postfix, Haraka when npm can
-# install it): checks that the benchmark runs and produces its table. No
-# timing is asserted. Haraka missing is reported, not a failure.
-stage "benchmark smoke: bench/run --smoke"
-if [ -x bench/run ]; then
-    out="$work/bench.out"
-    BENCH_OUT="$work/bench-results.md" timeout -k 10 "$BENCH_SMOKE_TIMEOUT" \
-        "$PY" bench/run --smoke >"$out" 2>&1
+# smoke NAME OUT SHOW OK CMD...: runs CMD (bounded), prints the lines of its
+# output matching SHOW, and counts one test: passed if it exits 0 and prints
+# a line matching OK. No timing is asserted in either.
+smoke() {
+    local name=$1 out=$2 show=$3 ok=$4 rc
+    shift 4
+    timeout -k 10 "$BENCH_SMOKE_TIMEOUT" "$@" >"$out" 2>&1
     rc=$?
-    grep -E '^(smoke|bench): ' "$out"
-    if [ "$rc" -eq 0 ] && grep -q '^smoke: ok' "$out"; then
+    grep -E "$show" "$out"
+    if [ "$rc" -eq 0 ] && grep -q "$ok" "$out"; then
         passed=$((passed + 1))
     else
-        [ "$rc" -eq 124 ] && echo "bench smoke: timed out after ${BENCH_SMOKE_TIMEOUT}s"
-        echo "bench smoke: FAILED (exit $rc)"
+        [ "$rc" -eq 124 ] && echo "$name: timed out after ${BENCH_SMOKE_TIMEOUT}s"
+        echo "$name: FAILED (exit $rc)"
         tail -40 "$out"
         failed=$((failed + 1))
     fi
+}
+
+# One tiny scenario per server kind (petrel, Postfix, Haraka when npm can
+# install it): checks that the benchmark runs and produces its table. Haraka
+# missing is reported, not a failure.
+stage "benchmark smoke: bench/run --smoke"
+if [ -x bench/run ]; then
+    BENCH_OUT="$work/bench-results.md" smoke "bench smoke" "$work/bench.out" \
+        '^(smoke|bench): ' '^smoke: ok' "$PY" bench/run --smoke
 else
     echo "bench/run is absent: benchmark smoke skipped"
 fi
@@ -159,22 +167,11 @@ fi
 # The disk's share of the rate (bench/flush-ceiling): petreld as built and
 # with its directory syncs or all syncs stubbed out by a preloaded library of
 # the script's own; it fails if strace shows a variant not doing what its
-# name says. No timing is asserted.
+# name says.
 stage "flush ceiling smoke: bench/flush-ceiling --smoke"
 if [ -x bench/flush-ceiling ]; then
-    out="$work/ceiling.out"
-    timeout -k 10 "$BENCH_SMOKE_TIMEOUT" "$PY" bench/flush-ceiling --smoke \
-        --out "$work/ceiling.md" >"$out" 2>&1
-    rc=$?
-    grep -E '^(\| |flush-ceiling: )' "$out"
-    if [ "$rc" -eq 0 ] && grep -q '^flush-ceiling: ok' "$out"; then
-        passed=$((passed + 1))
-    else
-        [ "$rc" -eq 124 ] && echo "flush ceiling smoke: timed out after ${BENCH_SMOKE_TIMEOUT}s"
-        echo "flush ceiling smoke: FAILED (exit $rc)"
-        tail -40 "$out"
-        failed=$((failed + 1))
-    fi
+    smoke "flush ceiling smoke" "$work/ceiling.out" '^(\| |flush-ceiling: )' \
+        '^flush-ceiling: ok' "$PY" bench/flush-ceiling --smoke --out "$work/ceiling.md"
 else
     echo "bench/flush-ceiling is absent: skipped"
 fi
