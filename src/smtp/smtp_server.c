@@ -184,6 +184,17 @@ smtp_line(struct smtp_server *srv, const char *p, size_t len)
     smtp_server_dispatch(srv, &cmd, len + 2);
 }
 
+/* p, n: the start of a line past the longest legal length; the line is
+ * discarded (a BDAT line's chunk can no longer be found). */
+static void
+smtp_skip_line(struct smtp_server *srv, const char *p, size_t n)
+{
+    if (srv->skipping_line)
+        return;
+    srv->skipping_bdat = srv->state != SMTP_STATE_AUTH && str_iprefix(str_make(p, n), "BDAT");
+    srv->skipping_line = true;
+}
+
 /* Command mode: consumes whole lines only. A line with no end in sight
  * past the longest legal length is discarded as it arrives. */
 static size_t
@@ -196,20 +207,15 @@ smtp_feed_lines(struct smtp_server *srv, const char *p, size_t n)
     if (lf == NULL) {
         if (n <= wait && !srv->skipping_line)
             return 0; /* wait for the rest of the line */
-        if (!srv->skipping_line)
-            srv->skipping_bdat =
-                srv->state != SMTP_STATE_AUTH && str_iprefix(str_make(p, n), "BDAT");
-        srv->skipping_line = true;
+        smtp_skip_line(srv, p, n);
         return n;
     }
     len = (size_t)(lf - p);
-    if (len > wait && !srv->skipping_line) {
-        /* Had it come in pieces, the line would have been discarded as it
-         * arrived: so it is whole, or how the bytes arrive would change
-         * the reply (a BDAT line would end the session only in pieces). */
-        srv->skipping_bdat = srv->state != SMTP_STATE_AUTH && str_iprefix(str_make(p, len), "BDAT");
-        srv->skipping_line = true;
-    }
+    /* Had it come in pieces, such a line would have been discarded as it
+     * arrived: so it is whole, or how the bytes arrive would change the
+     * reply (a BDAT line would end the session only in pieces). */
+    if (len > wait)
+        smtp_skip_line(srv, p, len);
     if (srv->skipping_line) {
         srv->skipping_line = false;
         if (srv->state == SMTP_STATE_AUTH)

@@ -127,3 +127,16 @@ def test_the_order_check_with_syncfs():
     assert "no data sync" in cc.check_order(cc.parse_strace(started_before), "AAAA")
     ended_after = "\n".join([lines[0], lines[1], lines[3], lines[2]] + lines[4:])  # after the rename
     assert "no data sync" in cc.check_order(cc.parse_strace(ended_after), "AAAA")
+
+
+def test_local_delay_hook_is_announced_and_capped(petrel_factory, monkeypatch):
+    """The crash campaign's pause (PETREL_TEST_LOCAL_DELAY_MS) slows every
+    queued Maildir delivery: a petreld started with it says so, capped at a
+    second; one started without it says nothing."""
+    plain = petrel_factory()
+    monkeypatch.setenv("PETREL_TEST_LOCAL_DELAY_MS", "5000")
+    hooked = petrel_factory()
+    wait_until(lambda: "PETREL_TEST_LOCAL_DELAY_MS is set" in hooked.stderr(), 5,
+               what="the hook's warning")
+    assert "waits 1000 ms" in hooked.stderr()
+    assert "PETREL_TEST_LOCAL_DELAY_MS" not in plain.stderr()
